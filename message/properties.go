@@ -1,0 +1,165 @@
+package message
+
+import (
+	"errors"
+	"slices"
+	"strings"
+)
+
+// Well-known property names (PROTOCOL.md §5.1).
+const (
+	PropertyTags                    = "TAGS"
+	PropertyKeys                    = "KEYS"
+	PropertyUniqKey                 = "UNIQ_KEY"
+	PropertyWaitStoreMsgOK          = "WAIT"
+	PropertyDelayLevel              = "DELAY"
+	PropertyRealTopic               = "REAL_TOPIC"
+	PropertyRealQueueID             = "REAL_QID"
+	PropertyRetryTopic              = "RETRY_TOPIC"
+	PropertyOriginMessageID         = "ORIGIN_MESSAGE_ID"
+	PropertyReconsumeTime           = "RECONSUME_TIME"
+	PropertyMaxReconsumeTimes       = "MAX_RECONSUME_TIMES"
+	PropertyTransactionPrepared     = "TRAN_MSG"
+	PropertyProducerGroup           = "PGROUP"
+	PropertyTranPreparedQueueOffset = "TRAN_PREPARED_QUEUE_OFFSET"
+	PropertyTransactionCheckTimes   = "TRANSACTION_CHECK_TIMES"
+	PropertyCheckImmunityTime       = "CHECK_IMMUNITY_TIME_IN_SECONDS"
+	PropertyTransactionID           = "__transactionId__"
+	PropertyCluster                 = "CLUSTER"
+	PropertyMsgRegion               = "MSG_REGION"
+	PropertyTraceSwitch             = "TRACE_ON"
+	PropertyMinOffset               = "MIN_OFFSET"
+	PropertyMaxOffset               = "MAX_OFFSET"
+	PropertyConsumeStartTime        = "CONSUME_START_TIME"
+	PropertyCorrelationID           = "CORRELATION_ID"
+	PropertyReplyToClient           = "REPLY_TO_CLIENT"
+	PropertyMessageTTL              = "TTL"
+	PropertyMessageType             = "MSG_TYPE"
+	PropertyShardingKey             = "SHARDING_KEY"
+)
+
+// Separators of the properties string. Part of the wire format.
+const (
+	NameValueSeparator = '\x01'
+	PropertySeparator  = '\x02'
+)
+
+// MaxPropertiesLength is the largest encoded properties string a record can
+// carry: PROPERTIESLENGTH is a signed int16, and clients drop anything longer.
+const MaxPropertiesLength = 32767
+
+// ErrPropertiesTooLong is returned by encoders when the encoded properties
+// exceed MaxPropertiesLength.
+var ErrPropertiesTooLong = errors.New("message: properties longer than 32767 bytes")
+
+// ErrBadProperty is returned by ValidateProperties for a name or value that
+// contains a separator, or an empty name.
+var ErrBadProperty = errors.New("message: property name or value contains \\x01 or \\x02, or the name is empty")
+
+// ParseProperties decodes "name\x01value\x02name\x01value..." with or without
+// a trailing \x02 (Java writes none, Go writes one). Like the Java decoder it
+// skips items whose name or value is empty, and items without \x01. It never
+// fails; a nil map is returned for an empty input.
+func ParseProperties(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	m := make(map[string]string, strings.Count(s, "\x02")+1)
+	for item := range strings.SplitSeq(s, "\x02") {
+		name, value, ok := strings.Cut(item, "\x01")
+		if !ok || name == "" || value == "" {
+			continue
+		}
+		m[name] = value
+	}
+	return m
+}
+
+// LookupProperty finds the value of name in an encoded properties string
+// without allocating. It applies the same rules as ParseProperties; if a name
+// appears more than once the last value wins.
+func LookupProperty(props []byte, name string) (value []byte, ok bool) {
+	for len(props) > 0 {
+		end := indexByte(props, PropertySeparator)
+		item := props
+		if end >= 0 {
+			item, props = props[:end], props[end+1:]
+		} else {
+			props = nil
+		}
+		sep := indexByte(item, NameValueSeparator)
+		if sep <= 0 || sep == len(item)-1 {
+			continue
+		}
+		if string(item[:sep]) == name {
+			value, ok = item[sep+1:], true
+		}
+	}
+	return value, ok
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// AppendProperties appends the encoding of props to dst, names in sorted
+// order, each pair followed by \x02 except the last (the Java form). Items with
+// an empty name or value are skipped, as decoders would drop them anyway.
+// It does not check lengths or separators; see ValidateProperties.
+func AppendProperties(dst []byte, props map[string]string) []byte {
+	if len(props) == 0 {
+		return dst
+	}
+	var stack [16]string
+	names := stack[:0]
+	for k, v := range props {
+		if k != "" && v != "" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for i, k := range names {
+		if i > 0 {
+			dst = append(dst, PropertySeparator)
+		}
+		dst = append(dst, k...)
+		dst = append(dst, NameValueSeparator)
+		dst = append(dst, props[k]...)
+	}
+	return dst
+}
+
+// PropertiesLength returns len(AppendProperties(nil, props)) without encoding.
+func PropertiesLength(props map[string]string) int {
+	n, items := 0, 0
+	for k, v := range props {
+		if k != "" && v != "" {
+			n += len(k) + 1 + len(v)
+			items++
+		}
+	}
+	if items > 1 {
+		n += items - 1
+	}
+	return n
+}
+
+// ValidateProperties reports ErrBadProperty if a name or value contains a
+// separator, and ErrPropertiesTooLong if the encoding exceeds
+// MaxPropertiesLength.
+func ValidateProperties(props map[string]string) error {
+	for k, v := range props {
+		if strings.ContainsAny(k, "\x01\x02") || strings.ContainsAny(v, "\x01\x02") {
+			return ErrBadProperty
+		}
+	}
+	if PropertiesLength(props) > MaxPropertiesLength {
+		return ErrPropertiesTooLong
+	}
+	return nil
+}
