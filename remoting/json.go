@@ -1,0 +1,370 @@
+package remoting
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file holds the small JSON reader and writer for remoting headers. Headers are on the path of
+// every request, so they are scanned by hand instead of through reflection, and the reader accepts only
+// what a header can hold: an object of numbers, strings, null and a string map, with other members
+// skipped whatever their type.
+
+// maxJSONDepth bounds the nesting of skipped values, so hostile input cannot exhaust the stack.
+const maxJSONDepth = 64
+
+// jsonReader scans one JSON value with a sticky error.
+type jsonReader struct {
+	b   []byte
+	i   int
+	err error
+	// first is true until the first member of the object being read has been seen.
+	first bool
+}
+
+func (r *jsonReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = malformed("json header at byte %d: %s", r.i, sprintf(format, args...))
+	}
+}
+
+func (r *jsonReader) ws() {
+	for r.i < len(r.b) {
+		switch r.b[r.i] {
+		case ' ', '\t', '\n', '\r':
+			r.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end or after an error.
+func (r *jsonReader) peek() byte {
+	r.ws()
+	if r.err != nil || r.i >= len(r.b) {
+		return 0
+	}
+	return r.b[r.i]
+}
+
+func (r *jsonReader) expect(c byte) bool {
+	if r.peek() != c {
+		if r.err == nil {
+			if r.i >= len(r.b) {
+				r.fail("unexpected end, want %q", c)
+			} else {
+				r.fail("unexpected %q, want %q", r.b[r.i], c)
+			}
+		}
+		return false
+	}
+	r.i++
+	return true
+}
+
+func (r *jsonReader) objectStart() {
+	r.expect('{')
+	r.first = true
+}
+
+// nextMember reports whether the current object has another member, consuming the separator.
+func (r *jsonReader) nextMember() bool {
+	if r.err != nil {
+		return false
+	}
+	if r.peek() == '}' {
+		r.i++
+		return false
+	}
+	if !r.first && !r.expect(',') {
+		return false
+	}
+	r.first = false
+	return r.err == nil
+}
+
+// key reads a member name and its colon.
+func (r *jsonReader) key() string {
+	k := r.str()
+	r.expect(':')
+	return k
+}
+
+// end checks that nothing but white space follows the value.
+func (r *jsonReader) end() {
+	if r.err == nil && r.peek() != 0 {
+		r.fail("trailing data")
+	}
+}
+
+// null consumes a null literal if one is next.
+func (r *jsonReader) null() bool {
+	if r.peek() == 'n' {
+		r.literal("null")
+		return true
+	}
+	return false
+}
+
+func (r *jsonReader) literal(word string) {
+	if len(r.b)-r.i < len(word) || string(r.b[r.i:r.i+len(word)]) != word {
+		r.fail("invalid literal, want %s", word)
+		return
+	}
+	r.i += len(word)
+}
+
+// number returns the text of a JSON number.
+func (r *jsonReader) number() []byte {
+	r.ws()
+	start := r.i
+	if r.i < len(r.b) && r.b[r.i] == '-' {
+		r.i++
+	}
+	digits := r.i
+	for r.i < len(r.b) {
+		c := r.b[r.i]
+		if (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+			r.i++
+			continue
+		}
+		break
+	}
+	if r.i == digits {
+		r.fail("want a number")
+		return nil
+	}
+	return r.b[start:r.i]
+}
+
+// integer reads a JSON integer within [lo, hi].
+func (r *jsonReader) integer(key string, lo, hi int64) int64 {
+	text := r.number()
+	if r.err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(string(text), 10, 64)
+	if err != nil || n < lo || n > hi {
+		r.fail("%s: %q is not an integer in [%d, %d]", key, text, lo, hi)
+		return 0
+	}
+	return n
+}
+
+// str reads a JSON string.
+func (r *jsonReader) str() string {
+	if !r.expect('"') {
+		return ""
+	}
+	start := r.i
+	// Fast path: no escapes.
+	for r.i < len(r.b) {
+		c := r.b[r.i]
+		if c == '"' {
+			s := string(r.b[start:r.i])
+			r.i++
+			return s
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			r.fail("control character in string")
+			return ""
+		}
+		r.i++
+	}
+	buf := append([]byte(nil), r.b[start:r.i]...)
+	for r.i < len(r.b) {
+		c := r.b[r.i]
+		switch {
+		case c == '"':
+			r.i++
+			return string(buf)
+		case c < 0x20:
+			r.fail("control character in string")
+			return ""
+		case c != '\\':
+			buf = append(buf, c)
+			r.i++
+			continue
+		}
+		r.i++
+		if r.i >= len(r.b) {
+			break
+		}
+		e := r.b[r.i]
+		r.i++
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			ru := r.hex4()
+			if utf16.IsSurrogate(ru) {
+				ru2 := utf8.RuneError
+				if r.i+1 < len(r.b) && r.b[r.i] == '\\' && r.b[r.i+1] == 'u' {
+					r.i += 2
+					ru2 = r.hex4()
+				}
+				ru = utf16.DecodeRune(ru, ru2)
+			}
+			buf = utf8.AppendRune(buf, ru)
+		default:
+			r.fail("invalid escape \\%c", e)
+			return ""
+		}
+		if r.err != nil {
+			return ""
+		}
+	}
+	r.fail("unterminated string")
+	return ""
+}
+
+func (r *jsonReader) hex4() rune {
+	if len(r.b)-r.i < 4 {
+		r.fail("short \\u escape")
+		return 0
+	}
+	n, err := strconv.ParseUint(string(r.b[r.i:r.i+4]), 16, 32)
+	if err != nil {
+		r.fail("invalid \\u escape")
+		return 0
+	}
+	r.i += 4
+	return rune(n)
+}
+
+// stringMap reads an object whose values are strings. Numbers and booleans are kept as their text
+// (Java peers always send strings, but a lenient reader costs nothing); null values are dropped.
+func (r *jsonReader) stringMap() map[string]string {
+	m := make(map[string]string, 8)
+	outer := r.first
+	r.objectStart()
+	for r.nextMember() {
+		k := r.key()
+		switch c := r.peek(); {
+		case c == '"':
+			m[k] = r.str()
+		case c == 'n':
+			r.null()
+		case c == 't':
+			r.literal("true")
+			m[k] = "true"
+		case c == 'f':
+			r.literal("false")
+			m[k] = "false"
+		case c == '-' || (c >= '0' && c <= '9'):
+			m[k] = string(r.number())
+		default:
+			r.fail("ext field %q: value must be a string", k)
+		}
+	}
+	r.first = outer
+	if len(m) == 0 {
+		return nil // same as absent, as the binary form has it
+	}
+	return m
+}
+
+// skipValue skips one value of any type.
+func (r *jsonReader) skipValue(depth int) {
+	if depth > maxJSONDepth {
+		r.fail("nesting deeper than %d", maxJSONDepth)
+		return
+	}
+	switch c := r.peek(); {
+	case c == '"':
+		r.str()
+	case c == '{':
+		outer := r.first
+		r.objectStart()
+		for r.nextMember() {
+			r.key()
+			r.skipValue(depth + 1)
+		}
+		r.first = outer
+	case c == '[':
+		r.i++
+		if r.peek() == ']' {
+			r.i++
+			return
+		}
+		for r.err == nil {
+			r.skipValue(depth + 1)
+			if r.peek() == ',' {
+				r.i++
+				continue
+			}
+			r.expect(']')
+			return
+		}
+	case c == 't':
+		r.literal("true")
+	case c == 'f':
+		r.literal("false")
+	case c == 'n':
+		r.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		r.number()
+	default:
+		r.fail("unexpected value")
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json does,
+// so the output is always valid JSON. Bodies that must be written by hand (fastjson's map forms) use it.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		ru, size := utf8.DecodeRuneInString(s[i:])
+		if ru == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,26 @@
+// Package transport carries remoting commands over TCP: a Server that dispatches requests to handlers
+// by request code, and a Client that keeps one connection per address and correlates responses by
+// opaque. Both sides share Conn, because the protocol is symmetric: a broker sends requests to its
+// clients (CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED, ...) over the connection the client
+// opened.
+//
+// Usage:
+//
+//	mux := transport.NewMux()
+//	mux.HandleFunc(code.GetRouteinfoByTopic, func(ctx context.Context, c *transport.Conn, req *remoting.Command) *remoting.Command {
+//		return remoting.NewResponse(code.Success, "")
+//	})
+//	srv := transport.NewServer(transport.Options{Handler: mux})
+//	go srv.Serve(ln)
+//	defer srv.Shutdown(ctx)
+//
+//	cl := transport.NewClient(transport.ClientOptions{})
+//	defer cl.Close()
+//	resp, err := cl.Invoke(ctx, "127.0.0.1:9876", remoting.NewRequest(code.GetRouteinfoByTopic, ext, nil))
+//
+// Every request is handled on its own goroutine, so a handler may block (long polling does) without
+// holding up the connection; responses are written in completion order, each frame whole. A malformed
+// or oversized frame closes its connection and nothing else. Handlers must not keep a request's Body
+// after they return unless they copy it; it aliases the read buffer of that one frame only, so keeping
+// it is safe but pins the frame.
+package transport

@@ -1,0 +1,55 @@
+package transport
+
+import (
+	"context"
+
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/code"
+)
+
+// Handler answers one request. It returns the response, or nil to send none (the transport also sends
+// none for oneway requests). The transport fills in the response's opaque, flag and serialize type.
+//
+// ctx is cancelled when the connection closes or the server shuts down; a handler that waits (long
+// polling) must watch it. Handlers run concurrently, also for one connection.
+type Handler interface {
+	ServeRemoting(ctx context.Context, conn *Conn, req *remoting.Command) *remoting.Command
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, conn *Conn, req *remoting.Command) *remoting.Command
+
+// ServeRemoting calls f.
+func (f HandlerFunc) ServeRemoting(ctx context.Context, conn *Conn, req *remoting.Command) *remoting.Command {
+	return f(ctx, conn, req)
+}
+
+// Mux dispatches requests to handlers by request code and answers codes without a handler with
+// REQUEST_CODE_NOT_SUPPORTED. Register every handler before serving; a Mux is not safe for concurrent
+// registration and dispatch.
+type Mux struct {
+	handlers map[code.Request]Handler
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{handlers: make(map[code.Request]Handler)} }
+
+// Handle registers h for request code c, replacing any earlier handler.
+func (m *Mux) Handle(c code.Request, h Handler) { m.handlers[c] = h }
+
+// HandleFunc registers f for request code c.
+func (m *Mux) HandleFunc(c code.Request, f HandlerFunc) { m.handlers[c] = f }
+
+// Handles reports whether a handler is registered for c.
+func (m *Mux) Handles(c code.Request) bool {
+	_, ok := m.handlers[c]
+	return ok
+}
+
+// ServeRemoting dispatches req by its code.
+func (m *Mux) ServeRemoting(ctx context.Context, conn *Conn, req *remoting.Command) *remoting.Command {
+	if h, ok := m.handlers[req.RequestCode()]; ok {
+		return h.ServeRemoting(ctx, conn, req)
+	}
+	return remoting.Errorf(code.RequestCodeNotSupported, "request code %d (%s) is not supported", req.Code, req.RequestCode())
+}

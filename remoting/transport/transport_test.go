@@ -1,0 +1,457 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/code"
+)
+
+const (
+	codeEcho  code.Request = 9001
+	codeSlow  code.Request = 9002
+	codePanic code.Request = 9003
+	codeWait  code.Request = 9004 // waits for the handler context, like a long poll
+)
+
+type testServer struct {
+	*Server
+	addr     string
+	accepted atomic.Int32
+	closed   chan *Conn
+}
+
+func startServer(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	mux := NewMux()
+	mux.HandleFunc(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(code.Success, "echo")
+		resp.ExtFields = req.ExtFields
+		resp.Body = req.Body
+		return resp
+	})
+	mux.HandleFunc(codeSlow, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return remoting.NewResponse(code.Success, "slow")
+	})
+	mux.HandleFunc(codePanic, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		panic("boom")
+	})
+	mux.HandleFunc(codeWait, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		<-ctx.Done()
+		return remoting.NewResponse(code.PullNotFound, "woken by shutdown")
+	})
+	if opts.Handler == nil {
+		opts.Handler = mux
+	}
+	ts := &testServer{closed: make(chan *Conn, 16)}
+	opts.OnConnClose = func(c *Conn) { ts.closed <- c }
+	ts.Server = NewServer(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.addr = ln.Addr().String()
+	counting := &countingListener{Listener: ln, n: &ts.accepted}
+	served := make(chan error, 1)
+	go func() { served <- ts.Serve(counting) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ts.Shutdown(ctx)
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return ts
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+func newClient(t *testing.T, opts ClientOptions) *Client {
+	c := NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestInvokeBothFormsAndReuse(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	for _, st := range []remoting.SerializeType{remoting.JSON, remoting.RocketMQ} {
+		req := remoting.NewRequest(codeEcho, map[string]string{"k": "v"}, []byte("payload"))
+		req.SerializeType = st
+		resp, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Remark != "echo" || resp.Ext("k") != "v" || string(resp.Body) != "payload" || !resp.IsResponse() {
+			t.Fatalf("bad response %+v", resp)
+		}
+		if resp.SerializeType != st {
+			t.Errorf("answered in %v to a %v request", resp.SerializeType, st)
+		}
+		if req.Opaque != 0 {
+			t.Error("Invoke modified the request")
+		}
+	}
+	if n := ts.accepted.Load(); n != 1 {
+		t.Errorf("%d connections for two calls, want 1", n)
+	}
+}
+
+func TestUnknownCode(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	resp, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(4242, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ResponseCode() != code.RequestCodeNotSupported || !strings.Contains(resp.Remark, "4242") {
+		t.Fatalf("got %v %q", resp.ResponseCode(), resp.Remark)
+	}
+}
+
+// A request waiting in its handler must not hold up other requests of the same connection.
+func TestConcurrentHandlingOnOneConn(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeSlow, nil, nil))
+		slowDone <- err
+	}()
+	var wg sync.WaitGroup
+	var fastBeforeSlow atomic.Int32
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := []byte(strings.Repeat("x", i*100))
+			resp, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeEcho, nil, body))
+			if err != nil || string(resp.Body) != string(body) {
+				t.Errorf("echo %d: %v", i, err)
+			}
+			select {
+			case <-slowDone:
+			default:
+				fastBeforeSlow.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fastBeforeSlow.Load() != 50 {
+		t.Errorf("only %d fast calls finished before the slow one", fastBeforeSlow.Load())
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAsyncAndTimeouts(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	got := make(chan *remoting.Command, 1)
+	err := cl.InvokeAsync(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, []byte("a")),
+		func(resp *remoting.Command, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			got <- resp
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := <-got; string(resp.Body) != "a" {
+		t.Fatalf("async body %q", resp.Body)
+	}
+
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := cl.Invoke(short, ts.addr, remoting.NewRequest(codeSlow, nil, nil)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("sync timeout: %v", err)
+	}
+	errs := make(chan error, 1)
+	short2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if err := cl.InvokeAsync(short2, ts.addr, remoting.NewRequest(codeSlow, nil, nil), func(_ *remoting.Command, err error) { errs <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("async timeout: %v", err)
+	}
+	// The late responses are dropped and the connection stays usable.
+	time.Sleep(400 * time.Millisecond)
+	if _, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawConn speaks the frame format by hand, to send what a well-behaved client never would.
+func rawConn(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
+	ts := startServer(t, Options{MaxFrameLength: 1 << 20})
+	cl := newClient(t, ClientOptions{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	if _, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeEcho, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]byte{
+		"oversized":  {0x7f, 0, 0, 0},
+		"negative":   {0xff, 0xff, 0xff, 0xff},
+		"garbage":    append([]byte{0, 0, 0, 12, 0, 0, 0, 8}, "not json"...),
+		"bad form":   {0, 0, 0, 6, 9, 0, 0, 2, '{', '}'},
+		"bad header": {0, 0, 0, 4, 0, 0, 0, 9},
+	}
+	for name, frame := range bad {
+		c := rawConn(t, ts.addr)
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%s: connection still open, read %d bytes", name, n)
+		}
+		select {
+		case <-ts.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: close hook did not run", name)
+		}
+	}
+	// The well-behaved client's connection was not disturbed.
+	if _, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeEcho, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.accepted.Load(); n != 1+int32(len(bad)) {
+		t.Errorf("accepted %d", n)
+	}
+}
+
+func TestPendingCallsFailWhenConnectionDrops(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil))
+		errs <- err
+	}()
+	cl.InvokeAsync(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil), func(_ *remoting.Command, err error) { errs <- err })
+	waitFor(t, func() bool { return len(ts.Conns()) == 1 })
+	time.Sleep(50 * time.Millisecond) // let both requests reach the server
+	start := time.Now()
+	ts.Conns()[0].Close()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrConnClosed) {
+			t.Fatalf("got %v, want ErrConnClosed", err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("pending calls failed after %v", d)
+	}
+	// The next call dials again.
+	if _, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeEcho, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOnewayGetsNoResponse(t *testing.T) {
+	handled := make(chan struct{}, 1)
+	mux := NewMux()
+	mux.HandleFunc(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		handled <- struct{}{}
+		return remoting.NewResponse(code.Success, "")
+	})
+	ts := startServer(t, Options{Handler: mux})
+	c := rawConn(t, ts.addr)
+	req := remoting.NewRequest(codeEcho, nil, nil)
+	req.Flag = remoting.FlagOneway
+	frame, _ := remoting.AppendFrame(nil, req)
+	c.Write(frame)
+	<-handled
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 64)); n != 0 || !isTimeout(err) {
+		t.Fatalf("read %d bytes, err %v: a oneway request was answered", n, err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestIdleConnectionsExpire(t *testing.T) {
+	ts := startServer(t, Options{IdleTimeout: 100 * time.Millisecond})
+	c := rawConn(t, ts.addr)
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("got %v, want EOF", err)
+	}
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Fatalf("closed after %v", d)
+	}
+}
+
+func TestHandlerPanicIsAnswered(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	resp, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codePanic, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ResponseCode() != code.SystemError {
+		t.Fatalf("got %v", resp.ResponseCode())
+	}
+	if _, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeEcho, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Shutdown wakes waiting handlers and still delivers their answers.
+func TestGracefulShutdownDeliversAnswers(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	got := make(chan *remoting.Command, 1)
+	go func() {
+		resp, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- resp
+	}()
+	waitFor(t, func() bool { return len(ts.Conns()) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if resp := <-got; resp == nil || resp.ResponseCode() != code.PullNotFound {
+		t.Fatalf("got %+v", resp)
+	}
+	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// The server can call the client over the connection the client opened, as brokers do.
+func TestServerToClientRequest(t *testing.T) {
+	mux := NewMux()
+	serverConns := make(chan *Conn, 1)
+	mux.HandleFunc(code.HeartBeat, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		serverConns <- c
+		return remoting.NewResponse(code.Success, "")
+	})
+	ts := startServer(t, Options{Handler: mux})
+	clientMux := NewMux()
+	clientMux.HandleFunc(code.GetConsumerRunningInfo, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(code.Success, "")
+		resp.Body = []byte("running " + req.Ext("clientId"))
+		return resp
+	})
+	cl := newClient(t, ClientOptions{Handler: clientMux})
+	ctx := ctxTimeout(t, 5*time.Second)
+	if _, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(code.HeartBeat, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	sc := <-serverConns
+	resp, err := sc.Invoke(ctx, remoting.NewRequest(code.GetConsumerRunningInfo, map[string]string{"clientId": "c1"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.Body) != "running c1" {
+		t.Fatalf("got %q", resp.Body)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	cl := NewClient(ClientOptions{DialTimeout: time.Second})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	if _, err := cl.Invoke(ctxTimeout(t, 5*time.Second), addr, remoting.NewRequest(codeEcho, nil, nil)); err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("dial error %v should name the address", err)
+	}
+	cl.Close()
+	if _, err := cl.Invoke(ctxTimeout(t, 5*time.Second), addr, remoting.NewRequest(codeEcho, nil, nil)); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Frames written concurrently arrive whole: a raw reader parses every response.
+func TestOrderedWritesUnderLoad(t *testing.T) {
+	ts := startServer(t, Options{})
+	c := rawConn(t, ts.addr)
+	const n = 200
+	go func() {
+		for i := range n {
+			req := remoting.NewRequest(codeEcho, nil, make([]byte, (i%7)*3000))
+			req.Opaque = int32(i + 1)
+			frame, _ := remoting.AppendFrame(nil, req)
+			c.Write(frame)
+		}
+	}()
+	seen := make(map[int32]bool)
+	for len(seen) < n {
+		frame, err := remoting.ReadFrame(c, remoting.DefaultMaxFrameLength)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := remoting.DecodeFrame(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Body) != int((resp.Opaque-1)%7)*3000 {
+			t.Fatalf("opaque %d: body %d bytes", resp.Opaque, len(resp.Body))
+		}
+		seen[resp.Opaque] = true
+	}
+}
