@@ -339,3 +339,18 @@ func DecodeRecords(b []byte) ([]*Message, error) {
 	}
 	return msgs, nil
 }
+
+// StoreTimestampOf returns the STORETIMESTAMP of the record starting at b,
+// which needs to hold the record up to that field (64 bytes with an IPv4
+// born host).
+func StoreTimestampOf(b []byte) (int64, error) {
+	if len(b) < posSysFlag+4 {
+		return 0, corruptf("%d bytes, too short for a record head", len(b))
+	}
+	sysFlag := int32(binary.BigEndian.Uint32(b[posSysFlag:]))
+	pos := posBornHost + hostLen(sysFlag, FlagBornHostV6)
+	if len(b) < pos+8 {
+		return 0, corruptf("%d bytes, too short for a record head", len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b[pos:])), nil
+}

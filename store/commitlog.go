@@ -1,0 +1,325 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/store/format"
+	"github.com/apogeemq/apogee/store/vfs"
+)
+
+// segment is one commit-log file. Its bytes [0, size) hold records and at
+// most one blank marker at the end.
+type segment struct {
+	start int64 // commit-log offset of byte 0, also the file name
+	file  vfs.File
+}
+
+// commitLog is the shared append-only log. Writes are serialized by the
+// Store's append lock; segments are guarded by mu so readers can look them
+// up while the writer rolls and the cleaner deletes.
+type commitLog struct {
+	fs          vfs.FS
+	dir         string
+	segmentSize int64
+
+	mu struct {
+		sync.RWMutex
+		segments []*segment // sorted by start. Protected by mu.
+	}
+
+	// written is the end of the last complete write: every byte below it
+	// is in the page cache and readable. Advanced by the appender.
+	written atomic.Int64
+	// minOffset is the start of the first segment (bytes below were deleted).
+	minOffset atomic.Int64
+}
+
+func openCommitLog(fs vfs.FS, dir string, segmentSize int64) (*commitLog, error) {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cl := &commitLog{fs: fs, dir: dir, segmentSize: segmentSize}
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		start, ok := format.ParseSegmentName(name)
+		if !ok {
+			continue
+		}
+		if start%segmentSize != 0 {
+			return nil, fmt.Errorf("store: segment %s does not match segment size %d", name, segmentSize)
+		}
+		f, err := fs.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		if err != nil {
+			cl.close()
+			return nil, err
+		}
+		cl.mu.segments = append(cl.mu.segments, &segment{start: start, file: f})
+	}
+	for i := 1; i < len(cl.mu.segments); i++ {
+		if cl.mu.segments[i].start != cl.mu.segments[i-1].start+segmentSize {
+			cl.close()
+			return nil, fmt.Errorf("store: commit log has a gap before segment %s", format.SegmentName(cl.mu.segments[i].start))
+		}
+	}
+	if len(cl.mu.segments) > 0 {
+		cl.minOffset.Store(cl.mu.segments[0].start)
+	}
+	return cl, nil
+}
+
+func (cl *commitLog) close() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var errs []error
+	for _, s := range cl.mu.segments {
+		errs = append(errs, s.file.Close())
+	}
+	cl.mu.segments = nil
+	return errors.Join(errs...)
+}
+
+// segmentFor returns the segment holding offset, or nil.
+func (cl *commitLog) segmentForLocked(offset int64) *segment {
+	segs := cl.mu.segments
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].start+cl.segmentSize > offset })
+	if i == len(segs) || segs[i].start > offset {
+		return nil
+	}
+	return segs[i]
+}
+
+// last returns the newest segment, or nil.
+func (cl *commitLog) last() *segment {
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	if n := len(cl.mu.segments); n > 0 {
+		return cl.mu.segments[n-1]
+	}
+	return nil
+}
+
+// readAt reads len(b) bytes at commit-log offset off, which must lie in one
+// segment below written. It returns ErrNotFound for deleted or unwritten
+// ranges.
+func (cl *commitLog) readAt(b []byte, off int64) error {
+	if off < cl.minOffset.Load() || off+int64(len(b)) > cl.written.Load() {
+		return ErrNotFound
+	}
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	seg := cl.segmentForLocked(off)
+	if seg == nil || off-seg.start+int64(len(b)) > cl.segmentSize {
+		return ErrNotFound
+	}
+	n, err := seg.file.ReadAt(b, off-seg.start)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// createSegment creates the segment starting at start, reserving its blocks.
+// Called by the appender (or recovery) only.
+func (cl *commitLog) createSegment(start int64) (*segment, error) {
+	path := filepath.Join(cl.dir, format.SegmentName(start))
+	f, err := cl.fs.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Preallocate(cl.segmentSize); err != nil {
+		f.Close()
+		cl.fs.Remove(path)
+		return nil, err
+	}
+	if err := cl.fs.SyncDir(cl.dir); err != nil {
+		f.Close()
+		cl.fs.Remove(path)
+		return nil, err
+	}
+	seg := &segment{start: start, file: f}
+	cl.mu.Lock()
+	cl.mu.segments = append(cl.mu.segments, seg)
+	if len(cl.mu.segments) == 1 {
+		cl.minOffset.Store(start)
+	}
+	cl.mu.Unlock()
+	return seg, nil
+}
+
+// sync fdatasyncs every segment overlapping [from, to).
+func (cl *commitLog) sync(from, to int64) error {
+	cl.mu.RLock()
+	var files [4]vfs.File
+	list := files[:0]
+	for _, s := range cl.mu.segments {
+		if s.start < to && s.start+cl.segmentSize > from {
+			list = append(list, s.file)
+		}
+	}
+	cl.mu.RUnlock()
+	for _, f := range list {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeSegmentsBefore deletes up to max segments that end at or before
+// limit, keeping the newest segment. It returns the new min offset.
+func (cl *commitLog) removeSegments(keep func(*segment) bool, max int) (removed int, err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for removed < max && len(cl.mu.segments) > 1 && !keep(cl.mu.segments[0]) {
+		s := cl.mu.segments[0]
+		s.file.Close()
+		if err := cl.fs.Remove(filepath.Join(cl.dir, format.SegmentName(s.start))); err != nil {
+			return removed, err
+		}
+		cl.mu.segments = cl.mu.segments[1:]
+		cl.minOffset.Store(cl.mu.segments[0].start)
+		removed++
+	}
+	return removed, nil
+}
+
+// scanner walks the records of the commit log from an offset, reading
+// segments in large chunks. It is used by recovery.
+type scanner struct {
+	cl  *commitLog
+	buf []byte
+	// window: buf[lo:hi] holds commit-log bytes [base+lo, base+hi).
+	base   int64
+	lo, hi int
+	off    int64 // offset of the next record
+	seg    *segment
+	segLen int64 // file size of seg
+}
+
+const scanChunk = 4 << 20
+
+func (cl *commitLog) newScanner(from int64) *scanner {
+	return &scanner{cl: cl, buf: make([]byte, scanChunk), off: from}
+}
+
+// next returns the next valid record (checking its CRC and that
+// PHYSICALOFFSET matches its position), skipping blank markers into the next
+// segment. At the end of the valid log it returns ok=false with err nil when
+// the log ends cleanly, or with the corruption found.
+func (sc *scanner) next() (rec []byte, view message.RecordView, ok bool, err error) {
+	for {
+		if sc.seg == nil || sc.off >= sc.seg.start+sc.cl.segmentSize {
+			sc.cl.mu.RLock()
+			sc.seg = sc.cl.segmentForLocked(sc.off)
+			sc.cl.mu.RUnlock()
+			if sc.seg == nil {
+				return nil, view, false, nil
+			}
+			if sc.segLen, err = sc.seg.file.Size(); err != nil {
+				return nil, view, false, err
+			}
+			sc.lo, sc.hi, sc.base = 0, 0, sc.off
+		}
+		pos := sc.off - sc.seg.start // position in the file
+		if pos >= sc.segLen {
+			return nil, view, false, nil // end of written data
+		}
+		b, err := sc.window(8)
+		if err != nil {
+			return nil, view, false, err
+		}
+		size, magic, _ := message.PeekSize(b)
+		if magic == message.MagicBlank {
+			if int64(size) != sc.seg.start+sc.cl.segmentSize-sc.off || size < format.BlankSize {
+				return nil, view, false, fmt.Errorf("%w: blank marker of %d bytes at %d", message.ErrCorrupt, size, sc.off)
+			}
+			sc.off += int64(size)
+			sc.seg = nil
+			continue
+		}
+		if size < message.MinRecordSize || int64(size) > sc.cl.segmentSize-pos-format.BlankSize {
+			return nil, view, false, fmt.Errorf("%w: record size %d at %d", message.ErrCorrupt, size, sc.off)
+		}
+		if b, err = sc.window(int(size)); err != nil {
+			return nil, view, false, err
+		}
+		view, err = message.ParseRecord(b, true)
+		if err != nil {
+			return nil, view, false, fmt.Errorf("at %d: %w", sc.off, err)
+		}
+		if view.CommitLogOffset != sc.off {
+			return nil, view, false, fmt.Errorf("%w: record at %d says it is at %d", message.ErrCorrupt, sc.off, view.CommitLogOffset)
+		}
+		sc.off += int64(size)
+		return b, view, true, nil
+	}
+}
+
+// window returns n bytes at sc.off, reading more of the segment as needed.
+// Bytes past the end of the file are a torn tail (ErrCorrupt).
+func (sc *scanner) window(n int) ([]byte, error) {
+	start := int(sc.off - sc.base)
+	if start >= sc.lo && start+n <= sc.hi {
+		return sc.buf[start : start+n], nil
+	}
+	if n > len(sc.buf) {
+		sc.buf = make([]byte, n)
+	}
+	pos := sc.off - sc.seg.start
+	want := min(int64(len(sc.buf)), sc.segLen-pos)
+	if want < int64(n) {
+		return nil, fmt.Errorf("%w: torn record at %d (%d of %d bytes)", message.ErrCorrupt, sc.off, want, n)
+	}
+	got, err := sc.seg.file.ReadAt(sc.buf[:want], pos)
+	if got < n {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%w: short read at %d", message.ErrCorrupt, sc.off)
+		}
+		return nil, err
+	}
+	sc.base, sc.lo, sc.hi = sc.off, 0, got
+	return sc.buf[:n], nil
+}
+
+// truncate makes end the end of the log: the segment holding it is cut
+// there and later segments are deleted.
+func (cl *commitLog) truncate(end int64) error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for len(cl.mu.segments) > 0 {
+		s := cl.mu.segments[len(cl.mu.segments)-1]
+		if s.start < end || (s.start == end && len(cl.mu.segments) == 1) {
+			if err := s.file.Truncate(end - s.start); err != nil {
+				return err
+			}
+			if err := s.file.Sync(); err != nil {
+				return err
+			}
+			break
+		}
+		s.file.Close()
+		if err := cl.fs.Remove(filepath.Join(cl.dir, format.SegmentName(s.start))); err != nil {
+			return err
+		}
+		cl.mu.segments = cl.mu.segments[:len(cl.mu.segments)-1]
+	}
+	if len(cl.mu.segments) == 0 {
+		cl.minOffset.Store(end)
+	}
+	cl.written.Store(end)
+	return cl.fs.SyncDir(cl.dir)
+}

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/store/format"
+	"github.com/apogeemq/apogee/store/vfs"
+)
+
+func isNoSpace(err error) bool { return vfs.IsNoSpace(err) }
+
+// runDispatcher builds consume-queue entries and index entries for appended
+// records, in log order. It takes the pending list in batches, so the cost
+// of one pwrite per touched queue is shared by every record of the batch.
+func (s *Store) runDispatcher() {
+	var spare []dispatchItem
+	for {
+		s.mu.Lock()
+		items := s.mu.pending
+		s.mu.pending = spare[:0]
+		s.dispatchBusy = len(items) > 0
+		s.mu.Unlock()
+		if len(items) > 0 {
+			s.dispatch(items)
+			spare = items
+			s.mu.Lock()
+			s.dispatchBusy = false
+			s.dispatchIdle.Broadcast()
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Lock()
+		s.dispatchIdle.Broadcast()
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+			return
+		case <-s.dispatchReq:
+		}
+	}
+}
+
+// dispatch applies items (in log order) to consume queues and the index.
+// Dispatcher, or recovery before the dispatcher starts.
+func (s *Store) dispatch(items []dispatchItem) {
+	var touched [8]*consumeQueue
+	queues := touched[:0]
+	for i := range items {
+		it := &items[i]
+		cq, err := s.queueForDispatch(it.topic, it.queueID)
+		if err != nil {
+			s.opts.Logger.Error("store: create consume queue", "topic", it.topic, "queue", it.queueID, "err", err)
+			continue
+		}
+		if len(cq.pending) == 0 {
+			queues = append(queues, cq)
+		}
+		cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode})
+		if s.idx != nil {
+			s.indexKeys(it)
+		}
+	}
+	for _, cq := range queues {
+		if err := cq.writePending(); err != nil {
+			// The entries are rebuilt from the log at the next Open; readers
+			// see the queue stop growing until then.
+			s.opts.Logger.Error("store: write consume queue", "dir", cq.dir, "err", err)
+			cq.pending = cq.pending[:0]
+			continue
+		}
+		if f := s.opts.Listener.MessageArrived; f != nil {
+			f(cq.topic, cq.queueID, cq.maxOffset.Load())
+		}
+	}
+	last := &items[len(items)-1]
+	s.dispatched.Store(last.offset + int64(last.size))
+}
+
+func (s *Store) indexKeys(it *dispatchItem) {
+	if it.uniqKey != "" {
+		s.indexAdd(it.topic, it.uniqKey, it)
+	}
+	for key := range strings.FieldsSeq(it.keys) {
+		s.indexAdd(it.topic, key, it)
+	}
+}
+
+func (s *Store) indexAdd(topic, key string, it *dispatchItem) {
+	if err := s.idx.add(topic, key, it.offset, it.storeTimestamp); err != nil {
+		s.opts.Logger.Warn("store: index add", "key", key, "err", err)
+	}
+}
+
+// queueForDispatch returns the consume queue, creating it.
+func (s *Store) queueForDispatch(topic string, queueID int32) (*consumeQueue, error) {
+	key := queueKey{topic, queueID}
+	s.cqs.RLock()
+	cq := s.cqs.m[key]
+	s.cqs.RUnlock()
+	if cq != nil {
+		return cq, nil
+	}
+	cq, err := openConsumeQueue(s.opts.FS, cqDir(filepath.Join(s.dir, consumeQueueDir), topic, queueID),
+		s.opts.CQEntriesPerFile, s.log.minOffset.Load(), s.log.written.Load())
+	if err != nil {
+		return nil, err
+	}
+	cq.topic, cq.queueID = topic, queueID
+	s.cqs.Lock()
+	s.cqs.m[key] = cq
+	s.cqs.Unlock()
+	return cq, nil
+}
+
+// dispatchItemOf describes a parsed record for the dispatcher.
+func dispatchItemOf(v *message.RecordView) dispatchItem {
+	tags, _ := message.LookupProperty(v.Properties, message.PropertyTags)
+	keys, _ := message.LookupProperty(v.Properties, message.PropertyKeys)
+	uniq, _ := message.LookupProperty(v.Properties, message.PropertyUniqKey)
+	return dispatchItem{
+		topic: string(v.Topic), queueID: v.QueueID, queueOffset: v.QueueOffset, offset: v.CommitLogOffset,
+		size: v.TotalSize, tagsCode: message.TagsCode(string(tags)), storeTimestamp: v.StoreTimestamp,
+		keys: string(keys), uniqKey: string(uniq),
+	}
+}

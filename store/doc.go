@@ -1,0 +1,81 @@
+// Package store is Apogee's message store: RocketMQ's commit log, consume
+// queues and index, with flushing, checkpoint and recovery, and retention.
+// It does no networking; the broker calls it.
+//
+// # Layout on disk
+//
+//	<dir>/commitlog/00000000000000000000     segments of Options.SegmentSize, named by start offset
+//	<dir>/consumequeue/<topic>/<queueId>/00000000000000000000   20-byte entries
+//	<dir>/index/<first commit-log offset>     hash index files (memory-mapped)
+//	<dir>/checkpoint                          what is durable (format.Checkpoint)
+//	<dir>/abort                               exists while the store is open
+//
+// Records use the stored message layout of package message, so GetMessages
+// returns bytes a PULL_MESSAGE answer ships as they are. Other byte layouts
+// are drawn in package format.
+//
+// # Usage
+//
+//	s, err := store.Open(dir, &store.Options{FlushDiskType: store.SyncFlush, StoreHost: addr})
+//	defer s.Close()
+//	res, err := s.Append(ctx, msg)                // res.Status: PutOK, FlushDiskTimeout, DiskFull, ...
+//	var get store.GetResult                        // reuse per goroutine: no allocation per pull
+//	err = s.GetMessages(topic, queueID, offset, 32, filter, &get)
+//	// get.Status, get.NextBeginOffset, get.MinOffset, get.MaxOffset, get.Body
+//
+// # Write path and durability
+//
+// Append encodes the record outside the lock, then under the append lock
+// (Store.mu) assigns the queue offset, commit-log offset and store time,
+// writes the record with one pwrite and publishes the new end. A batch is
+// one pwrite too. An acknowledged append is always in the kernel page cache
+// (never in a user-space buffer), so it survives kill -9 in both flush modes.
+//
+// Under SyncFlush the append then waits for the flusher goroutine, which
+// fsyncs whenever woken and, after each fsync, immediately covers whatever
+// was written meanwhile: concurrent appends share one fsync (group commit).
+// Invariants: flushed only grows; flushed <= written; a waiter is released
+// only when flushed >= the end of its record, or on timeout, context end or
+// the sticky error. An fsync error is never retried: it stops all writes
+// (ErrWritesStopped) until the store is reopened and recovered (fsyncgate).
+// A write that fails with ENOSPC is cut off and reported as DiskFull without
+// stopping the store; any other write error stops it.
+//
+// # Dispatch and reads
+//
+// The dispatcher goroutine turns written records into consume-queue entries
+// and index entries, in log order and in batches (one pwrite per touched
+// queue per batch). A message is readable by queue offset once dispatched;
+// Listener.MessageArrived reports it.
+//
+// # Checkpoint and recovery
+//
+// Every CheckpointInterval the housekeeping goroutine fsyncs consume queues
+// and index and writes the checkpoint (temp file, fsync, rename, fsync dir):
+// the commit log is durable below CommitLogFlushed, and queues and index
+// below DispatchDurable. Open re-validates every record from DispatchDurable
+// to the end of the files (size, magic, body CRC, position), cuts the log at
+// the first failure (a torn tail), redispatches those records (entries that
+// are already present are skipped), and cuts consume-queue entries that
+// point past the end. A clean Close writes a final checkpoint and removes the
+// abort file, so the next Open re-validates nothing.
+//
+// # Retention and disk space
+//
+// Every CleanInterval the cleaner reads disk usage. At or above
+// DiskFullRatio appends are refused with DiskFull (reads keep working) until
+// usage drops. Segments last modified more than FileReservedTime ago are
+// deleted at the DeleteWhen hours, or at any hour above DiskMaxUsedRatio;
+// above DiskForceCleanRatio the oldest segments go even if not expired. The
+// newest segment is never deleted. Consume queues and index are trimmed to
+// the new first offset.
+//
+// # Goroutines (all stopped by Close)
+//
+//	flusher       fsyncs the commit log (owns Store.flush)
+//	dispatcher    builds consume queues and index (owns consumeQueue.pending)
+//	housekeeping  checkpoints and cleans
+//
+// Lock order: Store.mu, then commitLog.mu / Store.cqs / consumeQueue.mu /
+// index.mu; Store.flush is never held with another lock.
+package store

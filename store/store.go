@@ -1,0 +1,507 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/store/format"
+)
+
+// Store is the broker's message store: one commit log shared by all topics,
+// a consume queue per topic queue, a key index, a flusher, a dispatcher, a
+// checkpointer and a cleaner. All methods are safe for concurrent use.
+type Store struct {
+	opts *Options
+	dir  string
+	log  *commitLog
+	idx  *index // nil when the index is disabled
+
+	// mu is the append lock. It serializes writes to the commit log and
+	// owns the write position and the queue offsets.
+	mu struct {
+		sync.Mutex
+		closed bool
+		// err is the sticky I/O error that stopped writes. Protected by mu;
+		// also published in failed for lock-free checks.
+		err error
+		// nextQueueOffset is the offset the next message of a queue gets.
+		nextQueueOffset map[queueKey]int64
+		// pending are records written but not yet dispatched, in log order.
+		pending []dispatchItem
+	}
+	failed atomic.Pointer[error]
+
+	// diskFull is set by the cleaner while usage is at or above
+	// DiskFullRatio, and by an append that hit ENOSPC.
+	diskFull atomic.Bool
+
+	// flush tracks durability of the commit log.
+	flush struct {
+		sync.Mutex
+		flushed int64         // every byte below is fsynced. Protected by flush.
+		done    chan struct{} // closed and replaced when flushed advances or fails. Protected by flush.
+	}
+	flushReq chan struct{} // wakes the flusher (capacity 1)
+
+	// cqs holds the consume queues; created by the dispatcher or Open.
+	cqs struct {
+		sync.RWMutex
+		m map[queueKey]*consumeQueue // Protected by cqs.
+	}
+	// dispatched is the commit-log offset below which every record is in
+	// the consume queues and index (not necessarily durable).
+	dispatched   atomic.Int64
+	dispatchReq  chan struct{} // wakes the dispatcher (capacity 1)
+	dispatchIdle *sync.Cond    // signalled (with mu) when pending drains
+	dispatchBusy bool          // dispatcher holds a batch. Protected by mu.
+
+	deleteHours []int
+	done        chan struct{} // closed by Close to stop the goroutines
+	wg          sync.WaitGroup
+	recovery    RecoveryInfo
+}
+
+// dispatchItem is what the dispatcher needs of one stored record.
+type dispatchItem struct {
+	topic          string
+	queueID        int32
+	queueOffset    int64
+	offset         int64
+	size           int32
+	tagsCode       int64
+	storeTimestamp int64
+	keys           string
+	uniqKey        string
+}
+
+const (
+	commitLogDir    = "commitlog"
+	consumeQueueDir = "consumequeue"
+	indexDir        = "index"
+	checkpointFile  = "checkpoint"
+	abortFile       = "abort"
+)
+
+// Open opens the store in dir, creating it if needed, and recovers it:
+// after an unclean stop the commit log past the checkpoint is re-validated
+// (size, magic, CRC, position), a torn tail is truncated, and consume queues
+// and the index are rebuilt from it. opts may be nil; Open copies it and
+// fills defaults. The caller must Close the store.
+func Open(dir string, opts *Options) (*Store, error) {
+	o := *opts.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:        &o,
+		dir:         dir,
+		flushReq:    make(chan struct{}, 1),
+		dispatchReq: make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+	s.deleteHours, _ = parseDeleteWhen(o.DeleteWhen)
+	s.dispatchIdle = sync.NewCond(&s.mu)
+	s.mu.nextQueueOffset = make(map[queueKey]int64)
+	s.cqs.m = make(map[queueKey]*consumeQueue)
+	s.flush.done = make(chan struct{})
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s.start(s.runFlusher)
+	s.start(s.runDispatcher)
+	s.start(s.runHousekeeping)
+	return s, nil
+}
+
+// start runs f on a goroutine that Close waits for.
+func (s *Store) start(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// Close stops accepting appends, dispatches and flushes everything, writes a
+// clean-shutdown checkpoint and releases the files. It returns the sticky
+// error if writes had stopped; the store then recovers on the next Open.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.mu.closed = true
+	for len(s.mu.pending) > 0 || s.dispatchBusy {
+		s.wake(s.dispatchReq)
+		s.dispatchIdle.Wait()
+	}
+	s.mu.Unlock()
+	close(s.done)
+	s.wg.Wait()
+
+	err := s.stickyErr()
+	if err == nil {
+		end := s.log.written.Load()
+		if err = s.flushTo(end); err == nil {
+			if err = s.checkpoint(); err == nil {
+				err = s.opts.FS.Remove(filepath.Join(s.dir, abortFile))
+			}
+		}
+	}
+	return errors.Join(err, s.closeFiles())
+}
+
+func (s *Store) closeFiles() error {
+	var errs []error
+	if s.log != nil {
+		errs = append(errs, s.log.close())
+	}
+	s.cqs.Lock()
+	for _, cq := range s.cqs.m {
+		errs = append(errs, cq.close())
+	}
+	s.cqs.Unlock()
+	if s.idx != nil {
+		errs = append(errs, s.idx.close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) stickyErr() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records the sticky error and returns it; the first error wins. No
+// lock needs to be held.
+func (s *Store) fail(err error) error {
+	err = fmt.Errorf("%w: %w", ErrWritesStopped, err)
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.opts.Logger.Error("store: writes stopped", "err", err)
+		if f := s.opts.Listener.WritesStopped; f != nil {
+			f(err)
+		}
+		return err
+	}
+	return s.stickyErr()
+}
+
+// AppendResult describes a stored message or batch.
+type AppendResult struct {
+	Status AppendStatus
+	// QueueOffset and CommitLogOffset are those of the first message.
+	QueueOffset     int64
+	CommitLogOffset int64
+	// StoreTimestamp is the STORETIMESTAMP written (ms).
+	StoreTimestamp int64
+	// Count is the number of messages stored; WroteBytes their size.
+	Count      int
+	WroteBytes int
+	// RecordOffsets holds the commit-log offset of every message of a
+	// batch (nil for a single Append).
+	RecordOffsets []int64
+}
+
+// Append stores one message. It assigns m.QueueOffset, m.CommitLogOffset and
+// m.StoreTimestamp, and sets m.StoreHost to Options.StoreHost if it is zero;
+// the caller must not use m concurrently. Under SyncFlush it returns after an
+// fsync covers the message, or with FlushDiskTimeout after SyncFlushTimeout
+// or when ctx ends (the message is stored either way). The error is nil for
+// PutOK and explains every other status.
+func (s *Store) Append(ctx context.Context, m *message.Message) (AppendResult, error) {
+	ms := [1]*message.Message{m}
+	return s.append(ctx, ms[:], false)
+}
+
+// AppendBatch stores messages as consecutive records with consecutive queue
+// offsets, all or none. They must share one topic and queue id (the broker
+// fills both from the SEND_BATCH_MESSAGE header) and fit in one segment.
+func (s *Store) AppendBatch(ctx context.Context, msgs []*message.Message) (AppendResult, error) {
+	if len(msgs) == 0 {
+		return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: empty batch", ErrMessageIllegal)
+	}
+	for _, m := range msgs[1:] {
+		if m.Topic != msgs[0].Topic || m.QueueID != msgs[0].QueueID {
+			return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: batch mixes queues", ErrMessageIllegal)
+		}
+	}
+	return s.append(ctx, msgs, true)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool) (res AppendResult, err error) {
+	bp := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 4<<20 {
+			bufPool.Put(bp)
+		}
+	}()
+	buf := (*bp)[:0]
+	for _, m := range msgs {
+		if len(m.Body) > s.opts.MaxMessageSize {
+			return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMessageIllegal, len(m.Body), s.opts.MaxMessageSize)
+		}
+		if !m.StoreHost.IsValid() {
+			m.StoreHost = s.opts.StoreHost
+		}
+		if buf, err = message.AppendRecord(buf, m); err != nil {
+			if errors.Is(err, message.ErrPropertiesTooLong) {
+				return AppendResult{Status: PropertiesSizeExceeded}, err
+			}
+			return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: %w", ErrMessageIllegal, err)
+		}
+	}
+	*bp = buf
+	if int64(len(buf))+format.BlankSize > s.opts.SegmentSize {
+		return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: %d bytes do not fit a segment", ErrMessageIllegal, len(buf))
+	}
+	if batch {
+		res.RecordOffsets = make([]int64, len(msgs))
+	}
+
+	s.mu.Lock()
+	res, err = s.writeLocked(buf, msgs, res)
+	s.mu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	s.wake(s.dispatchReq)
+	if s.opts.FlushDiskType == SyncFlush {
+		s.wake(s.flushReq)
+		if err := s.waitFlushed(ctx, res.CommitLogOffset+int64(res.WroteBytes)); err != nil {
+			if errors.Is(err, ErrWritesStopped) {
+				res.Status = ServiceNotAvailable
+			} else {
+				res.Status = FlushDiskTimeout
+			}
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// writeLocked writes encoded records to the log, assigning offsets. s.mu must
+// be held.
+func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResult) (AppendResult, error) {
+	switch {
+	case s.mu.closed:
+		return AppendResult{Status: ServiceNotAvailable}, ErrClosed
+	case s.failed.Load() != nil:
+		return AppendResult{Status: ServiceNotAvailable}, s.stickyErr()
+	case s.diskFull.Load():
+		return AppendResult{Status: DiskFull}, ErrDiskFull
+	}
+	seg, pos, err := s.segmentForWriteLocked(int64(len(buf)))
+	if err != nil {
+		return AppendResult{Status: statusFor(err)}, err
+	}
+	now := s.opts.Now().UnixMilli()
+	key := queueKey{msgs[0].Topic, msgs[0].QueueID}
+	queueOffset := s.mu.nextQueueOffset[key]
+	pendingBefore := len(s.mu.pending)
+	for i, rec := 0, buf; i < len(msgs); i++ {
+		m := msgs[i]
+		size, _, _ := message.PeekSize(rec)
+		m.QueueOffset, m.CommitLogOffset, m.StoreTimestamp = queueOffset+int64(i), pos+int64(len(buf)-len(rec)), now
+		message.PatchRecord(rec[:size], m.QueueOffset, m.CommitLogOffset, now)
+		if res.RecordOffsets != nil {
+			res.RecordOffsets[i] = m.CommitLogOffset
+		}
+		s.mu.pending = append(s.mu.pending, dispatchItem{
+			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, offset: m.CommitLogOffset,
+			size: size, tagsCode: message.TagsCode(m.Properties[message.PropertyTags]), storeTimestamp: now,
+			keys: m.Properties[message.PropertyKeys], uniqKey: m.Properties[message.PropertyUniqKey],
+		})
+		rec = rec[size:]
+	}
+	if _, err := seg.file.WriteAt(buf, pos-seg.start); err != nil {
+		s.mu.pending = s.mu.pending[:pendingBefore]
+		// Nothing is acknowledged; cut whatever part of buf landed.
+		if terr := seg.file.Truncate(pos - seg.start); terr != nil || !isNoSpace(err) {
+			return AppendResult{Status: ServiceNotAvailable}, s.fail(errors.Join(err, terr))
+		}
+		s.diskFull.Store(true)
+		return AppendResult{Status: DiskFull}, fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	s.log.written.Store(pos + int64(len(buf)))
+	s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
+	res.Status, res.QueueOffset, res.CommitLogOffset = PutOK, queueOffset, pos
+	res.StoreTimestamp, res.Count, res.WroteBytes = now, len(msgs), len(buf)
+	return res, nil
+}
+
+func statusFor(err error) AppendStatus {
+	if errors.Is(err, ErrDiskFull) {
+		return DiskFull
+	}
+	return ServiceNotAvailable
+}
+
+// segmentForWriteLocked returns the segment and log offset where n bytes go,
+// closing the current segment with a blank marker and creating the next one
+// when they do not fit. s.mu must be held.
+func (s *Store) segmentForWriteLocked(n int64) (*segment, int64, error) {
+	pos := s.log.written.Load()
+	seg := s.log.last()
+	size := s.opts.SegmentSize
+	if seg != nil && pos < seg.start+size && pos+n+format.BlankSize <= seg.start+size {
+		return seg, pos, nil
+	}
+	next := pos
+	if seg != nil && pos < seg.start+size {
+		next = seg.start + size
+	}
+	if next%size != 0 {
+		next += size - next%size
+	}
+	fresh, err := s.log.createSegment(next)
+	if err != nil {
+		if isNoSpace(err) {
+			s.diskFull.Store(true)
+			return nil, 0, fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return nil, 0, s.fail(err)
+	}
+	if seg != nil && pos < seg.start+size {
+		var blank [format.BlankSize]byte
+		format.EncodeBlank(blank[:], int32(seg.start+size-pos))
+		if _, err := seg.file.WriteAt(blank[:], pos-seg.start); err != nil {
+			return nil, 0, s.fail(err)
+		}
+	}
+	s.log.written.Store(next)
+	return fresh, next, nil
+}
+
+// waitFlushed blocks until the commit log is durable up to end.
+func (s *Store) waitFlushed(ctx context.Context, end int64) error {
+	timer := time.NewTimer(s.opts.SyncFlushTimeout)
+	defer timer.Stop()
+	for {
+		s.flush.Lock()
+		flushed, ch := s.flush.flushed, s.flush.done
+		s.flush.Unlock()
+		if flushed >= end {
+			return nil
+		}
+		if err := s.stickyErr(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return ErrFlushTimeout
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
+		}
+	}
+}
+
+// flushTo fsyncs the commit log up to end and publishes it. Concurrent
+// calls are harmless: fsync is idempotent and flushed only moves forward.
+func (s *Store) flushTo(end int64) error {
+	s.flush.Lock()
+	from := s.flush.flushed
+	s.flush.Unlock()
+	if end <= from {
+		return nil
+	}
+	err := s.log.sync(from, end)
+	if err != nil {
+		err = s.fail(err)
+	}
+	s.flush.Lock()
+	if err == nil && end > s.flush.flushed {
+		s.flush.flushed = end
+	}
+	close(s.flush.done)
+	s.flush.done = make(chan struct{})
+	s.flush.Unlock()
+	return err
+}
+
+// runFlusher owns commit-log fsyncs. Under SyncFlush it flushes whenever an
+// append wakes it, so appends that arrive during an fsync share the next
+// one (group commit). Under AsyncFlush it flushes every FlushInterval once
+// FlushLeastBytes are dirty, or everything every FlushThoroughInterval.
+func (s *Store) runFlusher() {
+	ticker := time.NewTicker(s.opts.FlushInterval)
+	defer ticker.Stop()
+	lastThorough := s.opts.Now()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.flushReq:
+			if s.opts.FlushDiskType != SyncFlush {
+				continue
+			}
+		case <-ticker.C:
+			if s.opts.FlushDiskType == AsyncFlush {
+				s.flush.Lock()
+				dirty := s.log.written.Load() - s.flush.flushed
+				s.flush.Unlock()
+				if dirty < s.opts.FlushLeastBytes && s.opts.Now().Sub(lastThorough) < s.opts.FlushThoroughInterval {
+					continue
+				}
+				lastThorough = s.opts.Now()
+			}
+		}
+		if s.stickyErr() != nil {
+			continue
+		}
+		// Loop until caught up: appends that arrived during the fsync are
+		// covered by the next one without waiting for another wake-up.
+		for {
+			end := s.log.written.Load()
+			s.flush.Lock()
+			caughtUp := end <= s.flush.flushed
+			s.flush.Unlock()
+			if caughtUp || s.flushTo(end) != nil {
+				break
+			}
+		}
+	}
+}
+
+// FlushedOffset returns the commit-log offset below which everything is
+// durable.
+func (s *Store) FlushedOffset() int64 {
+	s.flush.Lock()
+	defer s.flush.Unlock()
+	return s.flush.flushed
+}
+
+// Flush fsyncs everything appended so far (for ASYNC_FLUSH callers that need
+// a barrier, and for tests).
+func (s *Store) Flush(ctx context.Context) error {
+	end := s.log.written.Load()
+	s.wake(s.flushReq)
+	if s.opts.FlushDiskType != SyncFlush {
+		// The async flusher does not react to wake-ups; flush here. flushTo
+		// is idempotent and both callers only advance flushed.
+		return s.flushTo(end)
+	}
+	return s.waitFlushed(ctx, end)
+}

@@ -1,0 +1,98 @@
+// Package vfs is the filesystem seam of the store: every file the store
+// touches goes through an FS, so tests can substitute a fault-injecting one
+// (package errorfs) for the operating system's (Default).
+//
+// Usage:
+//
+//	fs := vfs.Default
+//	f, err := fs.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o644)
+//	_, err = f.WriteAt(b, off)
+//	err = f.Sync() // fdatasync: the bytes written so far are durable when it returns nil
+//
+// Caller obligations: a File is safe for concurrent ReadAt/WriteAt at
+// disjoint ranges (pread/pwrite), but Truncate, Close and Sync must not race
+// with writes the caller expects them to cover. After Sync fails the caller
+// must assume the unsynced bytes are lost and must not retry (fsyncgate).
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+)
+
+// File is an open file.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+	// Sync makes the written data (and the size) durable (fdatasync). An
+	// error means some written bytes may be lost; it must not be retried.
+	Sync() error
+	// Truncate changes the file size.
+	Truncate(size int64) error
+	// Size returns the current file size.
+	Size() (int64, error)
+	// Preallocate reserves disk blocks for [0, size) without changing the
+	// file size, so later writes in that range cannot fail with ENOSPC. It
+	// returns nil without doing anything where unsupported.
+	Preallocate(size int64) error
+	// Name returns the path the file was opened with.
+	Name() string
+}
+
+// DiskUsage describes the filesystem that holds a directory.
+type DiskUsage struct {
+	Total uint64 // bytes
+	Free  uint64 // bytes available to unprivileged users
+}
+
+// UsedRatio returns the used fraction in [0, 1] (0 when Total is 0).
+func (u DiskUsage) UsedRatio() float64 {
+	if u.Total == 0 || u.Free >= u.Total {
+		return 0
+	}
+	return float64(u.Total-u.Free) / float64(u.Total)
+}
+
+// FS is a filesystem. Paths are OS paths. All methods are safe for
+// concurrent use.
+type FS interface {
+	// OpenFile opens a file like os.OpenFile.
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// Remove removes a file or an empty directory.
+	Remove(name string) error
+	// RemoveAll removes a path and everything under it.
+	RemoveAll(name string) error
+	// Rename renames a file; it is atomic within a directory. Call SyncDir
+	// to make it durable.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and its parents.
+	MkdirAll(dir string, perm os.FileMode) error
+	// List returns the names in dir, sorted. A missing dir is an empty list.
+	List(dir string) ([]string, error)
+	// Stat describes a file.
+	Stat(name string) (os.FileInfo, error)
+	// SyncDir makes creates, removes and renames in dir durable.
+	SyncDir(dir string) error
+	// DiskUsage reports the space of the filesystem holding dir.
+	DiskUsage(dir string) (DiskUsage, error)
+}
+
+// IsNoSpace reports whether err means the filesystem is out of space or
+// quota (ENOSPC, EDQUOT).
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// Mapper is implemented by files that can be memory-mapped. The store maps
+// only index files, which it first preallocates and extends to full size, so
+// touching the mapping cannot fault on a full disk.
+type Mapper interface {
+	// Map maps [0, size) of the file shared and read-write.
+	Map(size int) ([]byte, error)
+}
+
+// Unmap releases a mapping returned by Mapper.Map.
+func Unmap(b []byte) error { return unmap(b) }
