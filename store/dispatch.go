@@ -19,8 +19,12 @@ func (s *Store) runDispatcher() {
 	for {
 		s.mu.Lock()
 		items := s.mu.pending
-		s.mu.pending = spare[:0]
-		s.dispatchBusy = len(items) > 0
+		if len(items) > 0 {
+			// Double buffering: the appender fills one slice while the
+			// dispatcher works through the other.
+			s.mu.pending = spare[:0]
+			s.dispatchBusy = true
+		}
 		s.mu.Unlock()
 		if len(items) > 0 {
 			s.dispatch(items)
