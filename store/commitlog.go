@@ -160,27 +160,23 @@ func (cl *commitLog) createSegment(start int64) (*segment, error) {
 	return seg, nil
 }
 
-// sync fdatasyncs every segment overlapping [from, to).
+// sync fdatasyncs every segment overlapping [from, to). It holds mu shared
+// so the cleaner cannot close a file under it.
 func (cl *commitLog) sync(from, to int64) error {
 	cl.mu.RLock()
-	var files [4]vfs.File
-	list := files[:0]
+	defer cl.mu.RUnlock()
 	for _, s := range cl.mu.segments {
 		if s.start < to && s.start+cl.segmentSize > from {
-			list = append(list, s.file)
-		}
-	}
-	cl.mu.RUnlock()
-	for _, f := range list {
-		if err := f.Sync(); err != nil {
-			return err
+			if err := s.file.Sync(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// removeSegmentsBefore deletes up to max segments that end at or before
-// limit, keeping the newest segment. It returns the new min offset.
+// removeSegments deletes up to max of the oldest segments, stopping at the
+// first one keep wants and never deleting the newest.
 func (cl *commitLog) removeSegments(keep func(*segment) bool, max int) (removed int, err error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apogeemq/apogee/store/vfs"
+	"github.com/apogeemq/apogee/store/vfs/errorfs"
+)
+
+func TestDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	toggle := &errorfs.Toggle{}
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, toggle)
+	s := openTest(t, dir, opts)
+	acked := 0
+	appendOK := func() {
+		t.Helper()
+		res := mustAppend(t, s, newMsg("T", 0, make([]byte, 3000), "", "", fmt.Sprint("U", acked)))
+		if res.QueueOffset != int64(acked) {
+			t.Fatalf("queue offset %d after %d acks", res.QueueOffset, acked)
+		}
+		acked++
+	}
+	appendFull := func(why string) {
+		t.Helper()
+		end := s.MaxCommitLogOffset()
+		res, err := s.Append(context.Background(), newMsg("T", 0, make([]byte, 3000), "", "", "X"))
+		if res.Status != DiskFull || !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("%s: status %v err %v, want DiskFull", why, res.Status, err)
+		}
+		if s.MaxCommitLogOffset() != end {
+			t.Fatalf("%s: log end moved from %d to %d", why, end, s.MaxCommitLogOffset())
+		}
+	}
+	for range 5 {
+		appendOK()
+	}
+
+	// Usage above the disk-full ratio: refused, reads keep working.
+	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 5})
+	s.clean()
+	appendFull("usage 95%")
+	waitDispatched(s)
+	var res GetResult
+	if err := s.GetMessages("T", 0, 0, 32, nil, &res); err != nil || res.Status != Found || len(res.Records) != 5 {
+		t.Fatalf("read while full: %v %v %d", res.Status, err, len(res.Records))
+	}
+	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 50})
+	s.clean()
+	appendOK()
+
+	// ENOSPC on the write itself: a torn half record is cut off.
+	toggle.Fail(errorfs.OpWrite, errorfs.NoSpace)
+	appendFull("write ENOSPC")
+	toggle.Fail(errorfs.OpWrite, nil)
+	appendFull("until the cleaner sees space")
+	s.clean()
+	appendOK()
+
+	// ENOSPC when preallocating the next segment.
+	toggle.Fail(errorfs.OpPreallocate, errorfs.NoSpace)
+	for {
+		res, err := s.Append(context.Background(), newMsg("T", 0, make([]byte, 3000), "", "", fmt.Sprint("U", acked)))
+		if res.Status == DiskFull {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked++
+	}
+	toggle.Fail(errorfs.OpPreallocate, nil)
+	s.clean()
+	appendOK()
+	if len(s.log.mu.segments) < 2 {
+		t.Fatal("test did not roll a segment")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, dir, testOptions())
+	defer s.Close()
+	if got := s.MaxOffset("T", 0); got != int64(acked) {
+		t.Fatalf("after reopen %d messages, acknowledged %d", got, acked)
+	}
+	for off := int64(0); off < int64(acked); off = res.NextBeginOffset {
+		if err := s.GetMessages("T", 0, off, 32, nil, &res); err != nil || res.Status != Found {
+			t.Fatalf("@%d: %v %v", off, res.Status, err)
+		}
+	}
+}
+
+func TestFsyncFailureIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	toggle := &errorfs.Toggle{}
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, toggle)
+	opts.FlushDiskType = SyncFlush
+	s := openTest(t, dir, opts)
+	for i := range 3 {
+		mustAppend(t, s, newMsg("T", 0, []byte("ok"), "", "", fmt.Sprint("U", i)))
+	}
+	toggle.Fail(errorfs.OpSync, errorfs.Injected())
+	res, err := s.Append(context.Background(), newMsg("T", 0, []byte("lost?"), "", "", "L"))
+	if res.Status != ServiceNotAvailable || !errors.Is(err, ErrWritesStopped) || !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("status %v err %v", res.Status, err)
+	}
+	toggle.Fail(errorfs.OpSync, nil)
+	syncs := toggle.Count(errorfs.OpSync)
+	for range 3 {
+		res, err := s.Append(context.Background(), newMsg("T", 0, []byte("after"), "", "", "A"))
+		if res.Status != ServiceNotAvailable || !errors.Is(err, ErrWritesStopped) {
+			t.Fatalf("after failure: %v %v", res.Status, err)
+		}
+	}
+	if err := s.Flush(context.Background()); !errors.Is(err, ErrWritesStopped) {
+		t.Fatalf("flush after failure: %v", err)
+	}
+	if got := toggle.Count(errorfs.OpSync); got != syncs {
+		t.Fatalf("fsync retried %d times after failing", got-syncs)
+	}
+	if err := s.Close(); !errors.Is(err, ErrWritesStopped) {
+		t.Fatalf("close: %v", err)
+	}
+	s = openTest(t, dir, testOptions())
+	defer s.Close()
+	if s.Recovery().Clean {
+		t.Fatal("a store stopped by an fsync error reopened as clean")
+	}
+	for i := range 3 {
+		if m, err := s.QueryMessages("T", fmt.Sprint("U", i), 1, 0, time.Now().UnixMilli()+1000); err != nil || len(m) != 1 {
+			t.Fatalf("acknowledged U%d: %v %d", i, err, len(m))
+		}
+	}
+	mustAppend(t, s, newMsg("T", 0, []byte("again"), "", "", ""))
+}
+
+func TestSyncFlushTimeout(t *testing.T) {
+	release := make(chan struct{})
+	blocking := errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+		if op == errorfs.OpSync {
+			<-release
+		}
+		return nil
+	})
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, blocking)
+	opts.FlushDiskType = SyncFlush
+	opts.SyncFlushTimeout = 30 * time.Millisecond
+	close(release) // let Open's syncs through
+	s := openTest(t, t.TempDir(), opts)
+	release = make(chan struct{})
+	res, err := s.Append(context.Background(), newMsg("T", 0, []byte("slow"), "", "", ""))
+	if res.Status != FlushDiskTimeout || !errors.Is(err, ErrFlushTimeout) || res.CommitLogOffset != 0 {
+		t.Fatalf("status %v err %v", res.Status, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if res, _ := s.Append(ctx, newMsg("T", 0, []byte("cancelled"), "", "", "")); res.Status != FlushDiskTimeout {
+		t.Fatalf("cancelled context: %v", res.Status)
+	}
+	close(release)
+	s.Close()
+}
+
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	toggle := &errorfs.Toggle{}
+	now := time.Date(2026, 11, 22, 4, 0, 0, 0, time.Local)
+	var clock atomic.Pointer[time.Time]
+	setClock := func(t time.Time) { clock.Store(&t) }
+	setClock(now)
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, toggle)
+	opts.Now = func() time.Time { return *clock.Load() }
+	opts.FileReservedTime = time.Hour
+	s := openTest(t, dir, opts)
+	defer s.Close()
+	n := 0
+	for len(s.log.mu.segments) < 5 {
+		mustAppend(t, s, newMsg("T", int32(n%2), make([]byte, 2000), "", "", fmt.Sprint("U", n)))
+		n++
+	}
+	for range 4 { // both queues get messages in the newest segment
+		mustAppend(t, s, newMsg("T", int32(n%2), make([]byte, 2000), "", "", fmt.Sprint("U", n)))
+		n++
+	}
+	waitDispatched(s)
+
+	// Not expired yet (files were just written): nothing goes.
+	setClock(time.Now())
+	s.clean()
+	if s.MinCommitLogOffset() != 0 {
+		t.Fatal("deleted unexpired segments")
+	}
+	// Expired, but not the delete hour and disk not busy: nothing goes.
+	later := time.Now().Add(2 * time.Hour)
+	if later.Hour() == 4 {
+		later = later.Add(time.Hour)
+	}
+	setClock(later)
+	s.clean()
+	if s.MinCommitLogOffset() != 0 {
+		t.Fatal("deleted outside deleteWhen")
+	}
+	// Disk above the high-water mark: expired segments go at any hour.
+	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 20})
+	s.clean()
+	min := s.MinCommitLogOffset()
+	if min != 4*opts.SegmentSize || len(s.log.mu.segments) != 1 {
+		t.Fatalf("min offset %d, %d segments left", min, len(s.log.mu.segments))
+	}
+	var res GetResult
+	for qid := range int32(2) {
+		cqMin := s.MinOffset("T", qid)
+		if cqMin == 0 || s.MaxOffset("T", qid) < cqMin {
+			t.Fatalf("queue %d not trimmed: min %d", qid, cqMin)
+		}
+		if err := s.GetMessages("T", qid, 0, 32, nil, &res); err != nil || res.Status != OffsetTooSmall || res.NextBeginOffset != cqMin {
+			t.Fatalf("old offset: %v next %d", res.Status, res.NextBeginOffset)
+		}
+		if err := s.GetMessages("T", qid, cqMin, 32, nil, &res); err != nil || res.Status != Found || res.Records[0].CommitLogOffset < min {
+			t.Fatalf("first kept message: %v %v", res.Status, err)
+		}
+	}
+	if got, _ := s.QueryMessages("T", "U0", 1, 0, later.UnixMilli()); len(got) != 0 {
+		t.Fatal("query found a deleted message")
+	}
+	if _, err := s.LookupMessage(0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of deleted offset: %v", err)
+	}
+	// Writes continue after deletion, and the store reopens trimmed.
+	mustAppend(t, s, newMsg("T", 0, []byte("after"), "", "", ""))
+}
