@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/apogeemq/apogee/internal/atomicfile"
 )
 
 // OrderTopicConfigNamespace is the KV namespace holding ordered topics' layouts
@@ -101,7 +102,7 @@ func (s *KVStore) Namespace(namespace string) map[string]string {
 	return nil
 }
 
-// saveLocked writes the file atomically: a temporary file, fsync, rename, fsync of the directory.
+// saveLocked persists the table.
 func (s *KVStore) saveLocked() error {
 	if s.path == "" {
 		return nil
@@ -110,30 +111,8 @@ func (s *KVStore) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.WriteFile(s.path, data); err != nil {
 		return fmt.Errorf("namesrv: save kv config: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".kvConfig-*.json")
-	if err != nil {
-		return fmt.Errorf("namesrv: save kv config: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
-	}
-	if err != nil {
-		return fmt.Errorf("namesrv: save kv config: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
