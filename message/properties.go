@@ -112,17 +112,32 @@ func indexByte(b []byte, c byte) int {
 // an empty name or value are skipped, as decoders would drop them anyway.
 // It does not check lengths or separators; see ValidateProperties.
 func AppendProperties(dst []byte, props map[string]string) []byte {
+	dst, _ = appendProperties(dst, props, false)
+	return dst
+}
+
+// appendPropertiesChecked is AppendProperties that also returns
+// ErrBadProperty or ErrPropertiesTooLong (with dst extended arbitrarily).
+func appendPropertiesChecked(dst []byte, props map[string]string) ([]byte, error) {
+	return appendProperties(dst, props, true)
+}
+
+func appendProperties(dst []byte, props map[string]string, check bool) ([]byte, error) {
 	if len(props) == 0 {
-		return dst
+		return dst, nil
 	}
 	var stack [16]string
 	names := stack[:0]
 	for k, v := range props {
+		if check && (strings.ContainsAny(k, "\x01\x02") || strings.ContainsAny(v, "\x01\x02")) {
+			return dst, ErrBadProperty
+		}
 		if k != "" && v != "" {
 			names = append(names, k)
 		}
 	}
 	slices.Sort(names)
+	start := len(dst)
 	for i, k := range names {
 		if i > 0 {
 			dst = append(dst, PropertySeparator)
@@ -131,7 +146,10 @@ func AppendProperties(dst []byte, props map[string]string) []byte {
 		dst = append(dst, NameValueSeparator)
 		dst = append(dst, props[k]...)
 	}
-	return dst
+	if check && len(dst)-start > MaxPropertiesLength {
+		return dst, ErrPropertiesTooLong
+	}
+	return dst, nil
 }
 
 // PropertiesLength returns len(AppendProperties(nil, props)) without encoding.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +16,71 @@ import (
 	"github.com/apogeemq/apogee/store/vfs"
 )
 
-// segment is one commit-log file. Its bytes [0, size) hold records and at
-// most one blank marker at the end.
+// segment is one commit-log file, allocated at its full size. It holds
+// records back to back, then zeros, or a blank marker at the very end.
 type segment struct {
 	start int64 // commit-log offset of byte 0, also the file name
 	file  vfs.File
+	// data maps the whole file, or is nil when mapping failed; then writes
+	// and reads go through file.
+	data []byte
+}
+
+// write copies b to position pos of the segment. Through the mapping it is
+// a memcpy into the page cache (no system call, and it cannot fail: the
+// blocks are allocated); otherwise a pwrite.
+func (s *segment) write(b []byte, pos int64) error {
+	if s.data != nil {
+		copy(s.data[pos:], b)
+		return nil
+	}
+	_, err := s.file.WriteAt(b, pos)
+	return err
+}
+
+// read fills b from position pos.
+func (s *segment) read(b []byte, pos int64) error {
+	if s.data != nil {
+		if pos+int64(len(b)) > int64(len(s.data)) {
+			return io.ErrUnexpectedEOF
+		}
+		copy(b, s.data[pos:])
+		return nil
+	}
+	n, err := s.file.ReadAt(b, pos)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (s *segment) close() error {
+	var err error
+	if s.data != nil {
+		err = vfs.Unmap(s.data)
+		s.data = nil
+	}
+	return errors.Join(err, s.file.Close())
+}
+
+// openSegment makes sure the file is allocated at full size and maps it.
+func (cl *commitLog) openSegment(start int64, f vfs.File) (*segment, error) {
+	if err := f.Allocate(cl.segmentSize); err != nil {
+		return nil, err
+	}
+	seg := &segment{start: start, file: f}
+	if m, ok := f.(vfs.Mapper); ok {
+		data, err := m.Map(int(cl.segmentSize))
+		if err == nil {
+			seg.data = data
+		} else {
+			cl.mapFailed(err)
+		}
+	}
+	return seg, nil
 }
 
 // commitLog is the shared append-only log. Writes are serialized by the
@@ -29,6 +90,7 @@ type commitLog struct {
 	fs          vfs.FS
 	dir         string
 	segmentSize int64
+	mapFailed   func(error) // reports a segment that is written with pwrite
 
 	mu struct {
 		sync.RWMutex
@@ -42,11 +104,11 @@ type commitLog struct {
 	minOffset atomic.Int64
 }
 
-func openCommitLog(fs vfs.FS, dir string, segmentSize int64) (*commitLog, error) {
+func openCommitLog(fs vfs.FS, dir string, segmentSize int64, mapFailed func(error)) (*commitLog, error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	cl := &commitLog{fs: fs, dir: dir, segmentSize: segmentSize}
+	cl := &commitLog{fs: fs, dir: dir, segmentSize: segmentSize, mapFailed: mapFailed}
 	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
@@ -64,7 +126,13 @@ func openCommitLog(fs vfs.FS, dir string, segmentSize int64) (*commitLog, error)
 			cl.close()
 			return nil, err
 		}
-		cl.mu.segments = append(cl.mu.segments, &segment{start: start, file: f})
+		seg, err := cl.openSegment(start, f)
+		if err != nil {
+			f.Close()
+			cl.close()
+			return nil, err
+		}
+		cl.mu.segments = append(cl.mu.segments, seg)
 	}
 	for i := 1; i < len(cl.mu.segments); i++ {
 		if cl.mu.segments[i].start != cl.mu.segments[i-1].start+segmentSize {
@@ -83,7 +151,7 @@ func (cl *commitLog) close() error {
 	defer cl.mu.Unlock()
 	var errs []error
 	for _, s := range cl.mu.segments {
-		errs = append(errs, s.file.Close())
+		errs = append(errs, s.close())
 	}
 	cl.mu.segments = nil
 	return errors.Join(errs...)
@@ -122,14 +190,7 @@ func (cl *commitLog) readAt(b []byte, off int64) error {
 	if seg == nil || off-seg.start+int64(len(b)) > cl.segmentSize {
 		return ErrNotFound
 	}
-	n, err := seg.file.ReadAt(b, off-seg.start)
-	if n == len(b) {
-		return nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
+	return seg.read(b, off-seg.start)
 }
 
 // createSegment creates the segment starting at start, reserving its blocks.
@@ -140,17 +201,18 @@ func (cl *commitLog) createSegment(start int64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Preallocate(cl.segmentSize); err != nil {
+	seg, err := cl.openSegment(start, f)
+	if err == nil {
+		if err = cl.fs.SyncDir(cl.dir); err != nil {
+			seg.close()
+		}
+	} else {
 		f.Close()
+	}
+	if err != nil {
 		cl.fs.Remove(path)
 		return nil, err
 	}
-	if err := cl.fs.SyncDir(cl.dir); err != nil {
-		f.Close()
-		cl.fs.Remove(path)
-		return nil, err
-	}
-	seg := &segment{start: start, file: f}
 	cl.mu.Lock()
 	cl.mu.segments = append(cl.mu.segments, seg)
 	if len(cl.mu.segments) == 1 {
@@ -182,7 +244,7 @@ func (cl *commitLog) removeSegments(keep func(*segment) bool, max int) (removed 
 	defer cl.mu.Unlock()
 	for removed < max && len(cl.mu.segments) > 1 && !keep(cl.mu.segments[0]) {
 		s := cl.mu.segments[0]
-		s.file.Close()
+		s.close()
 		if err := cl.fs.Remove(filepath.Join(cl.dir, format.SegmentName(s.start))); err != nil {
 			return removed, err
 		}
@@ -231,14 +293,17 @@ func (sc *scanner) next() (rec []byte, view message.RecordView, ok bool, err err
 			sc.lo, sc.hi, sc.base = 0, 0, sc.off
 		}
 		pos := sc.off - sc.seg.start // position in the file
-		if pos >= sc.segLen {
-			return nil, view, false, nil // end of written data
+		if pos+format.BlankSize > sc.segLen {
+			return nil, view, false, nil // end of the file
 		}
 		b, err := sc.window(8)
 		if err != nil {
 			return nil, view, false, err
 		}
 		size, magic, _ := message.PeekSize(b)
+		if size == 0 && magic == 0 {
+			return nil, view, false, nil // end of written data: allocated zeros
+		}
 		if magic == message.MagicBlank {
 			if int64(size) != sc.seg.start+sc.cl.segmentSize-sc.off || size < format.BlankSize {
 				return nil, view, false, fmt.Errorf("%w: blank marker of %d bytes at %d", message.ErrCorrupt, size, sc.off)
@@ -265,9 +330,17 @@ func (sc *scanner) next() (rec []byte, view message.RecordView, ok bool, err err
 	}
 }
 
-// window returns n bytes at sc.off, reading more of the segment as needed.
-// Bytes past the end of the file are a torn tail (ErrCorrupt).
+// window returns n bytes at sc.off, reading more of the segment as needed
+// (or slicing its mapping). Bytes past the end of the file are a torn tail
+// (ErrCorrupt).
 func (sc *scanner) window(n int) ([]byte, error) {
+	if d := sc.seg.data; d != nil {
+		pos := sc.off - sc.seg.start
+		if pos+int64(n) > int64(len(d)) {
+			return nil, fmt.Errorf("%w: torn record at %d", message.ErrCorrupt, sc.off)
+		}
+		return d[pos : pos+int64(n)], nil
+	}
 	start := int(sc.off - sc.base)
 	if start >= sc.lo && start+n <= sc.hi {
 		return sc.buf[start : start+n], nil
@@ -291,23 +364,21 @@ func (sc *scanner) window(n int) ([]byte, error) {
 	return sc.buf[:n], nil
 }
 
-// truncate makes end the end of the log: the segment holding it is cut
-// there and later segments are deleted.
+// truncate makes end the end of the log: the segment holding it is zeroed
+// from there (a torn record leaves garbage that a later scan must not
+// mistake for data) and later segments are deleted.
 func (cl *commitLog) truncate(end int64) error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	for len(cl.mu.segments) > 0 {
 		s := cl.mu.segments[len(cl.mu.segments)-1]
 		if s.start < end || (s.start == end && len(cl.mu.segments) == 1) {
-			if err := s.file.Truncate(end - s.start); err != nil {
-				return err
-			}
-			if err := s.file.Sync(); err != nil {
+			if err := cl.zeroTail(s, end-s.start); err != nil {
 				return err
 			}
 			break
 		}
-		s.file.Close()
+		s.close()
 		if err := cl.fs.Remove(filepath.Join(cl.dir, format.SegmentName(s.start))); err != nil {
 			return err
 		}
@@ -318,4 +389,34 @@ func (cl *commitLog) truncate(end int64) error {
 	}
 	cl.written.Store(end)
 	return cl.fs.SyncDir(cl.dir)
+}
+
+// zeroTail zeroes the segment from pos up to the first 64 KiB run that is
+// already all zeros (allocated space never written), then fsyncs. A torn
+// record is a prefix of one append; what could survive this is a fragment
+// after a long run of zeros inside a body, and a scan never takes a
+// fragment for a record (magic, CRC and position must all match).
+func (cl *commitLog) zeroTail(s *segment, pos int64) error {
+	const block = 64 << 10
+	buf := make([]byte, block)
+	zero := make([]byte, block)
+	wrote := false
+	for pos < cl.segmentSize {
+		n := min(block, cl.segmentSize-pos)
+		if err := s.read(buf[:n], pos); err != nil {
+			return err
+		}
+		if bytes.Equal(buf[:n], zero[:n]) {
+			break
+		}
+		if err := s.write(zero[:n], pos); err != nil {
+			return err
+		}
+		wrote = true
+		pos += n
+	}
+	if !wrote {
+		return nil
+	}
+	return s.file.Sync()
 }

@@ -58,7 +58,13 @@ func TestCrashChild(t *testing.T) {
 		}
 		var count atomic.Int64
 		opts.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(o errorfs.Op, path string) error {
-			if o == op && strings.Contains(path, commitLogDir) && count.Add(1)-1 == n {
+			if !strings.Contains(path, commitLogDir) {
+				return nil
+			}
+			if o == errorfs.OpMap && op == errorfs.OpWrite {
+				return errorfs.ErrInjected // write with pwrite so writes can fail
+			}
+			if o == op && count.Add(1)-1 == n {
 				return errorfs.ErrInjected
 			}
 			return nil

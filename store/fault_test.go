@@ -15,6 +15,7 @@ import (
 func TestDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	toggle := &errorfs.Toggle{}
+	toggle.Fail(errorfs.OpMap, errorfs.Injected()) // write with pwrite, so writes can fail
 	opts := testOptions()
 	opts.FS = errorfs.Wrap(vfs.Default, toggle)
 	s := openTest(t, dir, opts)
@@ -64,7 +65,7 @@ func TestDiskFull(t *testing.T) {
 	appendOK()
 
 	// ENOSPC when preallocating the next segment.
-	toggle.Fail(errorfs.OpPreallocate, errorfs.NoSpace)
+	toggle.Fail(errorfs.OpAllocate, errorfs.NoSpace)
 	for {
 		res, err := s.Append(context.Background(), newMsg("T", 0, make([]byte, 3000), "", "", fmt.Sprint("U", acked)))
 		if res.Status == DiskFull {
@@ -75,7 +76,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		acked++
 	}
-	toggle.Fail(errorfs.OpPreallocate, nil)
+	toggle.Fail(errorfs.OpAllocate, nil)
 	s.clean()
 	appendOK()
 	if len(s.log.mu.segments) < 2 {

@@ -78,12 +78,7 @@ func (ix *index) mapFile(name string, create bool) (*indexFile, error) {
 	}
 	size := format.IndexFileSize(ix.slots, ix.entries)
 	if create {
-		if err := f.Preallocate(size); err != nil {
-			f.Close()
-			ix.fs.Remove(path)
-			return nil, err
-		}
-		if err := f.Truncate(size); err != nil {
+		if err := f.Allocate(size); err != nil {
 			f.Close()
 			ix.fs.Remove(path)
 			return nil, err

@@ -46,7 +46,10 @@ func (s *Store) recover() error {
 		return err
 	}
 
-	if s.log, err = openCommitLog(fsys, filepath.Join(s.dir, commitLogDir), s.opts.SegmentSize); err != nil {
+	mapFailed := func(err error) {
+		s.opts.Logger.Warn("store: segment not mapped, using pwrite", "err", err)
+	}
+	if s.log, err = openCommitLog(fsys, filepath.Join(s.dir, commitLogDir), s.opts.SegmentSize, mapFailed); err != nil {
 		return err
 	}
 	if !s.opts.DisableIndex {

@@ -48,6 +48,7 @@ type Store struct {
 		done    chan struct{} // closed and replaced when flushed advances or fails. Protected by flush.
 	}
 	flushReq chan struct{} // wakes the flusher (capacity 1)
+	syncs    atomic.Int64  // successful commit-log flushes, for Stats
 
 	// cqs holds the consume queues; created by the dispatcher or Open.
 	cqs struct {
@@ -281,12 +282,17 @@ func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool)
 	}
 
 	s.mu.Lock()
+	pendingBefore := len(s.mu.pending)
 	res, err = s.writeLocked(buf, msgs, res)
 	s.mu.Unlock()
 	if err != nil {
 		return res, err
 	}
-	s.wake(s.dispatchReq)
+	if pendingBefore == 0 {
+		// The dispatcher drains the whole list each time it wakes, so only
+		// the append that makes the list non-empty needs to wake it.
+		s.wake(s.dispatchReq)
+	}
 	if s.opts.FlushDiskType == SyncFlush {
 		s.wake(s.flushReq)
 		if err := s.waitFlushed(ctx, res.CommitLogOffset+int64(res.WroteBytes)); err != nil {
@@ -335,11 +341,13 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		})
 		rec = rec[size:]
 	}
-	if _, err := seg.file.WriteAt(buf, pos-seg.start); err != nil {
+	if err := seg.write(buf, pos-seg.start); err != nil {
 		s.mu.pending = s.mu.pending[:pendingBefore]
-		// Nothing is acknowledged; cut whatever part of buf landed.
-		if terr := seg.file.Truncate(pos - seg.start); terr != nil || !isNoSpace(err) {
-			return AppendResult{Status: ServiceNotAvailable}, s.fail(errors.Join(err, terr))
+		// Nothing is acknowledged and the end does not move: the next
+		// append overwrites whatever part of buf landed, and if none comes
+		// before a crash, recovery cuts it as a torn record.
+		if !isNoSpace(err) {
+			return AppendResult{Status: ServiceNotAvailable}, s.fail(err)
 		}
 		s.diskFull.Store(true)
 		return AppendResult{Status: DiskFull}, fmt.Errorf("%w: %w", ErrDiskFull, err)
@@ -386,7 +394,7 @@ func (s *Store) segmentForWriteLocked(n int64) (*segment, int64, error) {
 	if seg != nil && pos < seg.start+size {
 		var blank [format.BlankSize]byte
 		format.EncodeBlank(blank[:], int32(seg.start+size-pos))
-		if _, err := seg.file.WriteAt(blank[:], pos-seg.start); err != nil {
+		if err := seg.write(blank[:], pos-seg.start); err != nil {
 			return nil, 0, s.fail(err)
 		}
 	}
@@ -430,6 +438,9 @@ func (s *Store) flushTo(end int64) error {
 	err := s.log.sync(from, end)
 	if err != nil {
 		err = s.fail(err)
+	}
+	if err == nil {
+		s.syncs.Add(1)
 	}
 	s.flush.Lock()
 	if err == nil && end > s.flush.flushed {
@@ -504,4 +515,25 @@ func (s *Store) Flush(ctx context.Context) error {
 		return s.flushTo(end)
 	}
 	return s.waitFlushed(ctx, end)
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	CommitLogSyncs    int64 // fsync rounds of the commit log (one per group commit)
+	CommitLogWritten  int64 // end offset of the commit log
+	CommitLogFlushed  int64 // durable end offset
+	DispatchedOffset  int64 // records below are in the consume queues
+	DiskFull, Stopped bool  // writes refused for space / after an I/O error
+}
+
+// Stats returns current counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		CommitLogSyncs:   s.syncs.Load(),
+		CommitLogWritten: s.log.written.Load(),
+		CommitLogFlushed: s.FlushedOffset(),
+		DispatchedOffset: s.dispatched.Load(),
+		DiskFull:         s.diskFull.Load(),
+		Stopped:          s.stickyErr() != nil,
+	}
 }

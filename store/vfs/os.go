@@ -75,4 +75,4 @@ func (f osFile) Size() (int64, error) {
 
 func (f osFile) Sync() error { return fdatasync(f.File) }
 
-func (f osFile) Preallocate(size int64) error { return preallocate(f.File, size) }
+func (f osFile) Allocate(size int64) error { return allocate(f.File, size) }

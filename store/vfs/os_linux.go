@@ -5,9 +5,6 @@ import (
 	"syscall"
 )
 
-// fallocKeepSize is FALLOC_FL_KEEP_SIZE.
-const fallocKeepSize = 0x1
-
 func fdatasync(f *os.File) error {
 	for {
 		err := syscall.Fdatasync(int(f.Fd()))
@@ -20,16 +17,16 @@ func fdatasync(f *os.File) error {
 	}
 }
 
-func preallocate(f *os.File, size int64) error {
+func allocate(f *os.File, size int64) error {
 	for {
-		err := syscall.Fallocate(int(f.Fd()), fallocKeepSize, 0, size)
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
 		switch err {
 		case nil:
 			return nil
 		case syscall.EINTR:
 			continue
 		case syscall.EOPNOTSUPP, syscall.ENOSYS:
-			return nil
+			return f.Truncate(size)
 		}
 		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 	}

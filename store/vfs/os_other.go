@@ -6,6 +6,11 @@ import "os"
 
 func fdatasync(f *os.File) error { return f.Sync() }
 
-func preallocate(*os.File, int64) error { return nil }
+func allocate(f *os.File, size int64) error {
+	if st, err := f.Stat(); err != nil || st.Size() >= size {
+		return err
+	}
+	return f.Truncate(size)
+}
 
 func unmap([]byte) error { return nil }

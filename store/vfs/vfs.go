@@ -34,10 +34,11 @@ type File interface {
 	Truncate(size int64) error
 	// Size returns the current file size.
 	Size() (int64, error)
-	// Preallocate reserves disk blocks for [0, size) without changing the
-	// file size, so later writes in that range cannot fail with ENOSPC. It
-	// returns nil without doing anything where unsupported.
-	Preallocate(size int64) error
+	// Allocate makes the file at least size bytes long with disk blocks
+	// reserved (fallocate), so writes below size, through WriteAt or a
+	// mapping, cannot fail with ENOSPC (or SIGBUS). The new bytes read as
+	// zeros. Where fallocate is unsupported it extends the file sparsely.
+	Allocate(size int64) error
 	// Name returns the path the file was opened with.
 	Name() string
 }
@@ -87,8 +88,8 @@ func IsNoSpace(err error) bool {
 }
 
 // Mapper is implemented by files that can be memory-mapped. The store maps
-// only index files, which it first preallocates and extends to full size, so
-// touching the mapping cannot fault on a full disk.
+// files only after Allocate, so touching the mapping cannot fault on a full
+// disk.
 type Mapper interface {
 	// Map maps [0, size) of the file shared and read-write.
 	Map(size int) ([]byte, error)

@@ -36,14 +36,15 @@ const (
 	OpWrite
 	OpSync
 	OpTruncate
-	OpPreallocate
+	OpAllocate
 	OpRemove
 	OpRename
 	OpSyncDir
+	OpMap
 	opCount
 )
 
-var opNames = [...]string{"open", "read", "write", "sync", "truncate", "preallocate", "remove", "rename", "syncdir"}
+var opNames = [...]string{"open", "read", "write", "sync", "truncate", "allocate", "remove", "rename", "syncdir", "map"}
 
 func (o Op) String() string {
 	if o >= 0 && int(o) < len(opNames) {
@@ -241,15 +242,20 @@ func (f *file) Truncate(size int64) error {
 	return f.File.Truncate(size)
 }
 
-func (f *file) Preallocate(size int64) error {
-	if err := f.inj.MaybeError(OpPreallocate, f.Name()); err != nil {
+func (f *file) Allocate(size int64) error {
+	if err := f.inj.MaybeError(OpAllocate, f.Name()); err != nil {
 		return err
 	}
-	return f.File.Preallocate(size)
+	return f.File.Allocate(size)
 }
 
-// Map forwards to the wrapped file's mapping, if it has one.
+// Map forwards to the wrapped file's mapping, if it has one. Writes
+// through a mapping cannot be failed; a test that wants to fail commit-log
+// writes fails OpMap, and the store then writes with WriteAt.
 func (f *file) Map(size int) ([]byte, error) {
+	if err := f.inj.MaybeError(OpMap, f.Name()); err != nil {
+		return nil, err
+	}
 	m, ok := f.File.(vfs.Mapper)
 	if !ok {
 		return nil, fmt.Errorf("errorfs: %s cannot be mapped", f.Name())
