@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -68,9 +69,11 @@ func (s *Store) dispatch(items []dispatchItem) {
 	}
 	for _, cq := range queues {
 		if err := cq.writePending(); err != nil {
-			// The entries are rebuilt from the log at the next Open; readers
-			// see the queue stop growing until then.
-			s.opts.Logger.Error("store: write consume queue", "dir", cq.dir, "err", err)
+			// Stop: without these entries later ones would land at the
+			// wrong positions. The dispatched offset (and so the
+			// checkpoint) stays where it was, and the next Open rebuilds
+			// the entries from the log.
+			s.fail(fmt.Errorf("consume queue %s: %w", cq.dir, err))
 			cq.pending = cq.pending[:0]
 			continue
 		}
@@ -78,8 +81,10 @@ func (s *Store) dispatch(items []dispatchItem) {
 			f(cq.topic, cq.queueID, cq.maxOffset.Load())
 		}
 	}
-	last := &items[len(items)-1]
-	s.dispatched.Store(last.offset + int64(last.size))
+	if s.stickyErr() == nil {
+		last := &items[len(items)-1]
+		s.dispatched.Store(last.offset + int64(last.size))
+	}
 }
 
 func (s *Store) indexKeys(it *dispatchItem) {

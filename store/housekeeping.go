@@ -36,6 +36,9 @@ func (s *Store) runHousekeeping() {
 // durable. It is not fatal when it fails: recovery starts from the previous
 // checkpoint, which only means more work.
 func (s *Store) checkpoint() error {
+	if err := s.stickyErr(); err != nil {
+		return err // keep the last good checkpoint for recovery
+	}
 	// Read dispatched first: every entry for records below it has been
 	// written, so the syncs below cover them.
 	dispatched := s.dispatched.Load()
