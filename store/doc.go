@@ -75,6 +75,7 @@
 //	flusher       fsyncs the commit log (owns Store.flush)
 //	dispatcher    builds consume queues and index (owns consumeQueue.pending)
 //	housekeeping  checkpoints and cleans
+//	prefaulter    makes the pages ahead of the write position present
 //
 // Lock order: Store.mu, then commitLog.mu / Store.cqs / consumeQueue.mu /
 // index.mu; Store.flush is never held with another lock.

@@ -47,8 +47,9 @@ type Store struct {
 		flushed int64         // every byte below is fsynced. Protected by flush.
 		done    chan struct{} // closed and replaced when flushed advances or fails. Protected by flush.
 	}
-	flushReq chan struct{} // wakes the flusher (capacity 1)
-	syncs    atomic.Int64  // successful commit-log flushes, for Stats
+	flushReq    chan struct{} // wakes the flusher (capacity 1)
+	prefaultReq chan struct{} // wakes the prefaulter (capacity 1)
+	syncs       atomic.Int64  // successful commit-log flushes, for Stats
 
 	// cqs holds the consume queues; created by the dispatcher or Open.
 	cqs struct {
@@ -103,6 +104,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		opts:        &o,
 		dir:         dir,
 		flushReq:    make(chan struct{}, 1),
+		prefaultReq: make(chan struct{}, 1),
 		dispatchReq: make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -121,6 +123,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s.start(s.runFlusher)
 	s.start(s.runDispatcher)
 	s.start(s.runHousekeeping)
+	s.start(s.runPrefaulter)
 	return s, nil
 }
 
@@ -353,6 +356,9 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		return AppendResult{Status: DiskFull}, fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
 	s.log.written.Store(pos + int64(len(buf)))
+	if seg.needsPrefault(pos + int64(len(buf))) {
+		s.wake(s.prefaultReq)
+	}
 	s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
 	res.Status, res.QueueOffset, res.CommitLogOffset = PutOK, queueOffset, pos
 	res.StoreTimestamp, res.Count, res.WroteBytes = now, len(msgs), len(buf)
@@ -535,5 +541,17 @@ func (s *Store) Stats() Stats {
 		DispatchedOffset: s.dispatched.Load(),
 		DiskFull:         s.diskFull.Load(),
 		Stopped:          s.stickyErr() != nil,
+	}
+}
+
+// runPrefaulter keeps the pages ahead of the write position present.
+func (s *Store) runPrefaulter() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.prefaultReq:
+			s.log.prefault()
+		}
 	}
 }

@@ -41,3 +41,8 @@ func (f osFile) Map(size int) ([]byte, error) {
 }
 
 func unmap(b []byte) error { return syscall.Munmap(b) }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14).
+const madvPopulateWrite = 23
+
+func prefault(b []byte) error { return syscall.Madvise(b, madvPopulateWrite) }
