@@ -54,6 +54,12 @@ func (s *Store) dispatch(items []dispatchItem) {
 	queues := touched[:0]
 	for i := range items {
 		it := &items[i]
+		if s.idx != nil {
+			s.indexKeys(it)
+		}
+		if !it.consumable {
+			continue
+		}
 		cq, err := s.queueForDispatch(it.topic, it.queueID)
 		if err != nil {
 			s.opts.Logger.Error("store: create consume queue", "topic", it.topic, "queue", it.queueID, "err", err)
@@ -63,9 +69,6 @@ func (s *Store) dispatch(items []dispatchItem) {
 			queues = append(queues, cq)
 		}
 		cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode})
-		if s.idx != nil {
-			s.indexKeys(it)
-		}
 	}
 	for _, cq := range queues {
 		if err := cq.writePending(); err != nil {
@@ -129,8 +132,9 @@ func dispatchItemOf(v *message.RecordView) dispatchItem {
 	keys, _ := message.LookupProperty(v.Properties, message.PropertyKeys)
 	uniq, _ := message.LookupProperty(v.Properties, message.PropertyUniqKey)
 	return dispatchItem{
-		topic: string(v.Topic), queueID: v.QueueID, queueOffset: v.QueueOffset, offset: v.CommitLogOffset,
-		size: v.TotalSize, tagsCode: message.TagsCode(string(tags)), storeTimestamp: v.StoreTimestamp,
+		topic: string(v.Topic), queueID: v.QueueID, queueOffset: v.QueueOffset, consumable: isConsumable(v.SysFlag),
+		offset: v.CommitLogOffset,
+		size:   v.TotalSize, tagsCode: message.TagsCode(string(tags)), storeTimestamp: v.StoreTimestamp,
 		keys: string(keys), uniqKey: string(uniq),
 	}
 }

@@ -74,6 +74,7 @@ type dispatchItem struct {
 	topic          string
 	queueID        int32
 	queueOffset    int64
+	consumable     bool // goes into the consume queue (see isConsumable)
 	offset         int64
 	size           int32
 	tagsCode       int64
@@ -239,14 +240,18 @@ func (s *Store) Append(ctx context.Context, m *message.Message) (AppendResult, e
 
 // AppendBatch stores messages as consecutive records with consecutive queue
 // offsets, all or none. They must share one topic and queue id (the broker
-// fills both from the SEND_BATCH_MESSAGE header) and fit in one segment.
+// fills both from the SEND_BATCH_MESSAGE header), have no transaction type,
+// and fit in one segment.
 func (s *Store) AppendBatch(ctx context.Context, msgs []*message.Message) (AppendResult, error) {
 	if len(msgs) == 0 {
 		return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: empty batch", ErrMessageIllegal)
 	}
-	for _, m := range msgs[1:] {
+	for _, m := range msgs {
 		if m.Topic != msgs[0].Topic || m.QueueID != msgs[0].QueueID {
 			return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: batch mixes queues", ErrMessageIllegal)
+		}
+		if message.TransactionType(m.SysFlag) != message.TransactionNotType {
+			return AppendResult{Status: MessageIllegal}, fmt.Errorf("%w: batch with a transaction type", ErrMessageIllegal)
 		}
 	}
 	return s.append(ctx, msgs, true)
@@ -328,6 +333,10 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 	now := s.opts.Now().UnixMilli()
 	key := queueKey{msgs[0].Topic, msgs[0].QueueID}
 	queueOffset := s.mu.nextQueueOffset[key]
+	consumable := isConsumable(msgs[0].SysFlag) // batches are never prepared or rolled back
+	if !consumable {
+		queueOffset = 0
+	}
 	pendingBefore := len(s.mu.pending)
 	for i, rec := 0, buf; i < len(msgs); i++ {
 		m := msgs[i]
@@ -338,7 +347,7 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 			res.RecordOffsets[i] = m.CommitLogOffset
 		}
 		s.mu.pending = append(s.mu.pending, dispatchItem{
-			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, offset: m.CommitLogOffset,
+			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
 			size: size, tagsCode: message.TagsCode(m.Properties[message.PropertyTags]), storeTimestamp: now,
 			keys: m.Properties[message.PropertyKeys], uniqKey: m.Properties[message.PropertyUniqKey],
 		})
@@ -359,10 +368,21 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 	if seg.needsPrefault(pos + int64(len(buf))) {
 		s.wake(s.prefaultReq)
 	}
-	s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
+	if consumable {
+		s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
+	}
 	res.Status, res.QueueOffset, res.CommitLogOffset = PutOK, queueOffset, pos
 	res.StoreTimestamp, res.Count, res.WroteBytes = now, len(msgs), len(buf)
 	return res, nil
+}
+
+// isConsumable reports whether a message with this sysflag gets a queue
+// offset and a consume-queue entry. As in RocketMQ, PREPARED and ROLLBACK
+// transaction records live only in the commit log (queue offset 0, the
+// queue's next offset unchanged); they are still indexed.
+func isConsumable(sysFlag int32) bool {
+	t := message.TransactionType(sysFlag)
+	return t == message.TransactionNotType || t == message.TransactionCommitType
 }
 
 func statusFor(err error) AppendStatus {

@@ -113,3 +113,30 @@ func TestAppendGetBasic(t *testing.T) {
 	_ = bytes.Equal
 	_ = rand.N[int]
 }
+
+func TestPreparedMessagesSkipConsumeQueue(t *testing.T) {
+	s := openTest(t, t.TempDir(), testOptions())
+	defer s.Close()
+	mustAppend(t, s, newMsg("T", 0, []byte("a"), "", "", ""))
+	half := newMsg("T", 0, []byte("prepared"), "", "", "H1")
+	half.SysFlag = message.TransactionPreparedType
+	if res := mustAppend(t, s, half); res.QueueOffset != 0 {
+		t.Fatalf("prepared record got queue offset %d", res.QueueOffset)
+	}
+	commit := newMsg("T", 0, []byte("commit"), "", "", "")
+	commit.SysFlag = message.TransactionCommitType
+	commit.PreparedTransactionOffset = half.CommitLogOffset
+	if res := mustAppend(t, s, commit); res.QueueOffset != 1 {
+		t.Fatalf("commit record got queue offset %d", res.QueueOffset)
+	}
+	waitDispatched(s)
+	if got := s.MaxOffset("T", 0); got != 2 {
+		t.Fatalf("max offset %d", got)
+	}
+	if m, err := s.LookupMessage(half.CommitLogOffset); err != nil || string(m.Body) != "prepared" {
+		t.Fatalf("half message by offset: %v", err)
+	}
+	if res, err := s.AppendBatch(context.Background(), []*message.Message{half}); res.Status != MessageIllegal {
+		t.Fatalf("prepared batch: %v %v", res.Status, err)
+	}
+}
