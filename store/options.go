@@ -196,22 +196,130 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// String renders the options as RocketMQ-style key=value lines.
+// String renders the options as RocketMQ broker.conf lines (key=value),
+// which Parse reads back.
 func (o *Options) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "mappedFileSizeCommitLog=%d\n", o.SegmentSize)
-	fmt.Fprintf(&b, "mappedFileSizeConsumeQueue=%d\n", o.CQEntriesPerFile*20)
-	fmt.Fprintf(&b, "flushDiskType=%s\n", o.FlushDiskType)
-	fmt.Fprintf(&b, "flushIntervalCommitLog=%d\n", o.FlushInterval.Milliseconds())
-	fmt.Fprintf(&b, "syncFlushTimeout=%d\n", o.SyncFlushTimeout.Milliseconds())
-	fmt.Fprintf(&b, "fileReservedTime=%d\n", int64(o.FileReservedTime/time.Hour))
-	fmt.Fprintf(&b, "deleteWhen=%s\n", o.DeleteWhen)
-	fmt.Fprintf(&b, "diskMaxUsedSpaceRatio=%d\n", int(o.DiskMaxUsedRatio*100))
-	fmt.Fprintf(&b, "diskSpaceWarningLevelRatio=%d\n", int(o.DiskFullRatio*100))
-	fmt.Fprintf(&b, "maxMessageSize=%d\n", o.MaxMessageSize)
-	fmt.Fprintf(&b, "messageIndexEnable=%t\n", !o.DisableIndex)
-	fmt.Fprintf(&b, "maxHashSlotNum=%d\nmaxIndexNum=%d\n", o.IndexSlots, o.IndexEntries)
+	for _, k := range optionKeys {
+		fmt.Fprintf(&b, "%s=%s\n", k.name, k.get(o))
+	}
 	return b.String()
+}
+
+// Parse sets options from RocketMQ broker.conf lines (key=value; blank
+// lines and lines starting with # are skipped). Unknown keys are an error.
+func (o *Options) Parse(text string) error {
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, _ := strings.Cut(line, "=")
+		known, err := o.Set(strings.TrimSpace(key), strings.TrimSpace(value))
+		if err != nil {
+			return err
+		}
+		if !known {
+			return fmt.Errorf("store: unknown option %q", key)
+		}
+	}
+	return nil
+}
+
+// Set sets the option a RocketMQ broker.conf key names. It returns
+// known=false for keys that are not store options (so a config loader can
+// offer them to other components and report the rest).
+func (o *Options) Set(key, value string) (known bool, err error) {
+	for _, k := range optionKeys {
+		if k.name == key {
+			if err := k.set(o, value); err != nil {
+				return true, fmt.Errorf("store: option %s=%q: %w", key, value, err)
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+type optionKey struct {
+	name string
+	get  func(*Options) string
+	set  func(*Options, string) error
+}
+
+func intKey[T ~int | ~int64](name string, field func(*Options) *T, unit T) optionKey {
+	return optionKey{name,
+		func(o *Options) string { return strconv.FormatInt(int64(*field(o)/unit), 10) },
+		func(o *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			*field(o) = T(n) * unit
+			return err
+		}}
+}
+
+func durationKey(name string, field func(*Options) *time.Duration, unit time.Duration) optionKey {
+	return intKey(name, field, unit)
+}
+
+func ratioKey(name string, field func(*Options) *float64) optionKey {
+	return optionKey{name,
+		func(o *Options) string { return strconv.Itoa(int(*field(o)*100 + 0.5)) },
+		func(o *Options, v string) error {
+			n, err := strconv.Atoi(v)
+			*field(o) = float64(n) / 100
+			return err
+		}}
+}
+
+// optionKeys maps broker.conf keys (MessageStoreConfig names) to Options.
+var optionKeys = []optionKey{
+	intKey("mappedFileSizeCommitLog", func(o *Options) *int64 { return &o.SegmentSize }, 1),
+	{"mappedFileSizeConsumeQueue", // bytes in broker.conf, entries here
+		func(o *Options) string { return strconv.Itoa(o.CQEntriesPerFile * 20) },
+		func(o *Options, v string) error {
+			n, err := strconv.Atoi(v)
+			o.CQEntriesPerFile = n / 20
+			return err
+		}},
+	{"flushDiskType",
+		func(o *Options) string { return o.FlushDiskType.String() },
+		func(o *Options, v string) error {
+			switch v {
+			case "ASYNC_FLUSH":
+				o.FlushDiskType = AsyncFlush
+			case "SYNC_FLUSH":
+				o.FlushDiskType = SyncFlush
+			default:
+				return errors.New("want ASYNC_FLUSH or SYNC_FLUSH")
+			}
+			return nil
+		}},
+	durationKey("flushIntervalCommitLog", func(o *Options) *time.Duration { return &o.FlushInterval }, time.Millisecond),
+	intKey("flushCommitLogLeastPages", func(o *Options) *int64 { return &o.FlushLeastBytes }, 4096),
+	durationKey("flushCommitLogThoroughInterval", func(o *Options) *time.Duration { return &o.FlushThoroughInterval }, time.Millisecond),
+	durationKey("syncFlushTimeout", func(o *Options) *time.Duration { return &o.SyncFlushTimeout }, time.Millisecond),
+	durationKey("flushIntervalConsumeQueue", func(o *Options) *time.Duration { return &o.CheckpointInterval }, time.Millisecond),
+	durationKey("fileReservedTime", func(o *Options) *time.Duration { return &o.FileReservedTime }, time.Hour),
+	{"deleteWhen",
+		func(o *Options) string { return o.DeleteWhen },
+		func(o *Options, v string) error { o.DeleteWhen = v; _, err := parseDeleteWhen(v); return err }},
+	durationKey("cleanResourceInterval", func(o *Options) *time.Duration { return &o.CleanInterval }, time.Millisecond),
+	ratioKey("diskMaxUsedSpaceRatio", func(o *Options) *float64 { return &o.DiskMaxUsedRatio }),
+	ratioKey("diskSpaceCleanForciblyRatio", func(o *Options) *float64 { return &o.DiskForceCleanRatio }),
+	ratioKey("diskSpaceWarningLevelRatio", func(o *Options) *float64 { return &o.DiskFullRatio }),
+	intKey("deleteFileBatchMax", func(o *Options) *int { return &o.DeleteFilesBatchMax }, 1),
+	intKey("maxMessageSize", func(o *Options) *int { return &o.MaxMessageSize }, 1),
+	{"messageIndexEnable",
+		func(o *Options) string { return strconv.FormatBool(!o.DisableIndex) },
+		func(o *Options, v string) error {
+			b, err := strconv.ParseBool(v)
+			o.DisableIndex = !b
+			return err
+		}},
+	intKey("maxHashSlotNum", func(o *Options) *int { return &o.IndexSlots }, 1),
+	intKey("maxIndexNum", func(o *Options) *int { return &o.IndexEntries }, 1),
+	intKey("maxTransferBytesOnMessageInMemory", func(o *Options) *int { return &o.MaxTransferBytes }, 1),
+	intKey("maxTransferCountOnMessageInMemory", func(o *Options) *int { return &o.MaxTransferCount }, 1),
 }
 
 func parseDeleteWhen(s string) ([]int, error) {
