@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/apogeemq/apogee/message"
@@ -43,6 +44,9 @@ func (s *Store) runDispatcher() {
 		case <-s.done:
 			return
 		case <-s.dispatchReq:
+			if len(s.retryQueues) > 0 {
+				s.writeQueues(nil, 0)
+			}
 		}
 	}
 }
@@ -70,12 +74,32 @@ func (s *Store) dispatch(items []dispatchItem) {
 		}
 		cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode})
 	}
-	for _, cq := range queues {
+	last := &items[len(items)-1]
+	s.writeQueues(queues, last.offset+int64(last.size))
+}
+
+// writeQueues writes the buffered entries of queues (and of queues whose
+// earlier writes failed for lack of space), then publishes end as the
+// dispatched offset if nothing is left unwritten. On ENOSPC the entries stay
+// buffered (invisible to readers), appends are refused as DiskFull, and the
+// write is retried when the dispatcher is next woken (the cleaner wakes it
+// when space returns). Any other error stops writes: the entries are rebuilt
+// from the log at the next Open, because the dispatched offset, and so the
+// checkpoint, stays before them.
+func (s *Store) writeQueues(queues []*consumeQueue, end int64) {
+	retry := s.retryQueues[:0]
+	for _, cq := range append(queues, s.retryQueues...) {
+		if len(cq.pending) == 0 {
+			continue
+		}
 		if err := cq.writePending(); err != nil {
-			// Stop: without these entries later ones would land at the
-			// wrong positions. The dispatched offset (and so the
-			// checkpoint) stays where it was, and the next Open rebuilds
-			// the entries from the log.
+			if isNoSpace(err) {
+				s.diskFull.Store(true)
+				if !slices.Contains(retry, cq) {
+					retry = append(retry, cq)
+				}
+				continue
+			}
 			s.fail(fmt.Errorf("consume queue %s: %w", cq.dir, err))
 			cq.pending = cq.pending[:0]
 			continue
@@ -84,9 +108,9 @@ func (s *Store) dispatch(items []dispatchItem) {
 			f(cq.topic, cq.queueID, cq.maxOffset.Load())
 		}
 	}
-	if s.stickyErr() == nil {
-		last := &items[len(items)-1]
-		s.dispatched.Store(last.offset + int64(last.size))
+	s.retryQueues = retry
+	if end > 0 && len(retry) == 0 && s.stickyErr() == nil {
+		s.dispatched.Store(end)
 	}
 }
 

@@ -240,3 +240,34 @@ func TestRetention(t *testing.T) {
 	// Writes continue after deletion, and the store reopens trimmed.
 	mustAppend(t, s, newMsg("T", 0, []byte("after"), "", "", ""))
 }
+
+// TestDiskFullConsumeQueue fills the disk under the consume queues: the
+// entries wait in memory, appends are refused, and both resume when space
+// returns.
+func TestDiskFullConsumeQueue(t *testing.T) {
+	dir := t.TempDir()
+	toggle := &errorfs.Toggle{}
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, toggle)
+	s := openTest(t, dir, opts)
+	defer s.Close()
+	mustAppend(t, s, newMsg("T", 0, []byte("a"), "", "", ""))
+	waitDispatched(s)
+	toggle.Fail(errorfs.OpWrite, errorfs.NoSpace) // the commit log is mapped; this hits the consume queue
+	mustAppend(t, s, newMsg("T", 0, []byte("b"), "", "", ""))
+	waitDispatched(s)
+	if s.MaxOffset("T", 0) != 1 || !s.Stats().DiskFull || s.Stats().Stopped {
+		t.Fatalf("max %d stats %+v", s.MaxOffset("T", 0), s.Stats())
+	}
+	if res, _ := s.Append(context.Background(), newMsg("T", 0, []byte("c"), "", "", "")); res.Status != DiskFull {
+		t.Fatalf("append while full: %v", res.Status)
+	}
+	toggle.Fail(errorfs.OpWrite, nil)
+	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 50})
+	s.clean()
+	res := mustAppend(t, s, newMsg("T", 0, []byte("d"), "", "", ""))
+	waitDispatched(s)
+	if res.QueueOffset != 2 || s.MaxOffset("T", 0) != 3 {
+		t.Fatalf("after space returned: offset %d max %d", res.QueueOffset, s.MaxOffset("T", 0))
+	}
+}

@@ -101,6 +101,9 @@ func (s *Store) clean() {
 	if was := s.diskFull.Swap(full); was != full {
 		s.opts.Logger.Warn("store: disk full state changed", "full", full, "used", ratio)
 	}
+	if !full {
+		s.wake(s.dispatchReq) // retry consume-queue writes that hit ENOSPC
+	}
 	now := s.opts.Now()
 	atDeleteHour := slices.Contains(s.deleteHours, now.Hour())
 	force := ratio >= s.opts.DiskForceCleanRatio

@@ -6,10 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/apogeemq/apogee/store/format"
 	"github.com/apogeemq/apogee/store/vfs"
 )
+
+// errIndexUnavailable is returned by add while index files cannot be created.
+var errIndexUnavailable = errors.New("store: index file creation failed recently; key not indexed")
 
 // indexFile is one hash index file, memory-mapped. Layout in package format.
 type indexFile struct {
@@ -35,6 +39,9 @@ type index struct {
 		files []*indexFile // oldest first. Protected by mu.
 	}
 	dirty bool // entries added since the last sync. Protected by mu.
+	// noCreateUntil delays the next attempt to create a file after one
+	// failed (a full disk), so each key does not retry. Protected by mu.
+	noCreateUntil time.Time
 }
 
 func openIndex(fs vfs.FS, dir string, slots, entries int) (*index, error) {
@@ -125,8 +132,12 @@ func (ix *index) add(topic, key string, off, storeTimestamp int64) error {
 		}
 	}
 	if xf == nil {
+		if time.Now().Before(ix.noCreateUntil) {
+			return errIndexUnavailable
+		}
 		var err error
 		if xf, err = ix.mapFile(format.SegmentName(off), true); err != nil {
+			ix.noCreateUntil = time.Now().Add(time.Second)
 			return err
 		}
 		ix.mu.files = append(ix.mu.files, xf)

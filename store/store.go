@@ -62,6 +62,8 @@ type Store struct {
 	dispatchReq  chan struct{} // wakes the dispatcher (capacity 1)
 	dispatchIdle *sync.Cond    // signalled (with mu) when pending drains
 	dispatchBusy bool          // dispatcher holds a batch. Protected by mu.
+	// retryQueues have entries whose write failed with ENOSPC. Dispatcher only.
+	retryQueues []*consumeQueue
 
 	deleteHours []int
 	done        chan struct{} // closed by Close to stop the goroutines
