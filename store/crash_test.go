@@ -122,6 +122,8 @@ func runCrashChild(t *testing.T, dir string, seed int, faults bool, d time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +151,9 @@ func runCrashChild(t *testing.T, dir string, seed int, faults bool, d time.Durat
 	cmd.Process.Kill()
 	<-readDone
 	cmd.Wait()
+	if bytes.Contains(stderr.Bytes(), []byte("DATA RACE")) || bytes.Contains(stderr.Bytes(), []byte("panic:")) {
+		t.Fatalf("child failed:\n%s", stderr.Bytes())
+	}
 	return acks
 }
 
