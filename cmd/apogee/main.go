@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newNamesrvCommand(&g), newDevCommand(&g))
+	root.AddCommand(newNamesrvCommand(&g), newBrokerCommand(&g), newDevCommand(&g))
 	return root
 }
 

@@ -84,9 +84,11 @@ func startNamesrv(f *namesrvFlags, logger *slog.Logger) (*namesrv.Server, net.Li
 	return srv, ln, nil
 }
 
-// serveUntilDone runs serve until it fails or ctx ends (SIGINT/SIGTERM), then shuts down with a
-// bounded grace period.
-func serveUntilDone(ctx context.Context, logger *slog.Logger, serve func() error, shutdown func(context.Context) error) error {
+// shutdownGrace bounds how long a stopping server waits for requests in flight.
+const shutdownGrace = 10 * time.Second
+
+// serveUntilDone runs serve until it fails or ctx ends (SIGINT/SIGTERM), then shuts down.
+func serveUntilDone(ctx context.Context, logger *slog.Logger, serve func() error, stop func(context.Context) error) error {
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	select {
@@ -94,15 +96,8 @@ func serveUntilDone(ctx context.Context, logger *slog.Logger, serve func() error
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := shutdown(sctx); err != nil {
+	if err := shutdown(logger, stop); err != nil {
 		logger.Warn("shutdown did not finish cleanly", "err", err)
 	}
-	if err := <-errc; err != nil {
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	return <-errc
 }

@@ -38,6 +38,22 @@ func ValidateTopic(topic string) error {
 	return nil
 }
 
+// MaxGroupLength is the longest consumer or producer group name the clients accept.
+const MaxGroupLength = 255
+
+// ValidateGroup checks a group name as the clients do, and says what to change.
+func ValidateGroup(group string) error {
+	switch {
+	case group == "":
+		return fmt.Errorf("the group name is empty")
+	case len(group) > MaxGroupLength:
+		return fmt.Errorf("the group name is %d characters long; the limit is %d", len(group), MaxGroupLength)
+	case !topicPattern.MatchString(group):
+		return fmt.Errorf("the group name %q contains characters other than letters, digits, '%%', '|', '_' and '-'", group)
+	}
+	return nil
+}
+
 // TopicConfig is a topic's configuration on one broker.
 type TopicConfig struct {
 	TopicName       string `json:"topicName"`

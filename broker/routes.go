@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/remoting/transport"
+)
+
+// routes registers every request code the broker answers.
+func (b *Broker) routes(mux *transport.Mux) {
+	// send.go
+	mux.HandleFunc(code.SendMessage, b.handleSend)
+	mux.HandleFunc(code.SendMessageV2, b.handleSend)
+	mux.HandleFunc(code.SendBatchMessage, b.handleSend)
+	// pull.go
+	mux.HandleFunc(code.PullMessage, b.handlePull)
+	// offsets_handlers.go
+	mux.HandleFunc(code.QueryConsumerOffset, b.handleQueryConsumerOffset)
+	mux.HandleFunc(code.UpdateConsumerOffset, b.handleUpdateConsumerOffset)
+	mux.HandleFunc(code.GetMaxOffset, b.handleGetMaxOffset)
+	mux.HandleFunc(code.GetMinOffset, b.handleGetMinOffset)
+	mux.HandleFunc(code.SearchOffsetByTimestamp, b.handleSearchOffset)
+	mux.HandleFunc(code.GetEarliestMsgStoretime, b.handleEarliestTime)
+	// client_handlers.go
+	mux.HandleFunc(code.HeartBeat, b.handleHeartbeat)
+	mux.HandleFunc(code.UnregisterClient, b.handleUnregisterClient)
+	mux.HandleFunc(code.GetConsumerListByGroup, b.handleGetConsumerList)
+	mux.HandleFunc(code.LockBatchMQ, b.handleLockBatch)
+	mux.HandleFunc(code.UnlockBatchMQ, b.handleUnlockBatch)
+	mux.HandleFunc(code.CheckClientConfig, b.handleCheckClientConfig)
+	// admin.go
+	mux.HandleFunc(code.UpdateAndCreateTopic, b.handleCreateTopic)
+	mux.HandleFunc(code.DeleteTopicInBroker, b.handleDeleteTopic)
+	mux.HandleFunc(code.GetAllTopicConfig, b.handleGetAllTopicConfig)
+	mux.HandleFunc(code.UpdateAndCreateSubscriptionGroup, b.handleUpdateGroup)
+	mux.HandleFunc(code.GetAllSubscriptionGroupConfig, b.handleGetAllGroups)
+	mux.HandleFunc(code.DeleteSubscriptionGroup, b.handleDeleteGroup)
+	mux.HandleFunc(code.GetBrokerConfig, b.handleGetBrokerConfig)
+	mux.HandleFunc(code.UpdateBrokerConfig, b.handleUpdateBrokerConfig)
+	mux.HandleFunc(code.GetBrokerRuntimeInfo, b.handleRuntimeInfo)
+	mux.HandleFunc(code.GetTopicStatsInfo, b.handleTopicStats)
+	mux.HandleFunc(code.GetConsumeStats, b.handleConsumeStats)
+	mux.HandleFunc(code.GetConsumerConnectionList, b.handleConsumerConnections)
+	mux.HandleFunc(code.GetProducerConnectionList, b.handleProducerConnections)
+	mux.HandleFunc(code.QueryTopicConsumeByWho, b.handleConsumeByWho)
+	mux.HandleFunc(code.GetSystemTopicListFromBroker, b.handleSystemTopics)
+	mux.HandleFunc(code.GetAllConsumerOffset, b.handleAllConsumerOffsets)
+	// sendback.go
+	mux.HandleFunc(code.ConsumerSendMsgBack, b.handleSendBack)
+	// query.go
+	mux.HandleFunc(code.QueryMessage, b.handleQueryMessage)
+	mux.HandleFunc(code.ViewMessageByID, b.handleViewMessage)
+}

@@ -1,0 +1,220 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/store"
+)
+
+// divertDelayed turns a message with a positive DELAY level into a scheduled one: it is stored in
+// SCHEDULE_TOPIC_XXXX, queue level-1, with its real topic and queue in REAL_TOPIC and REAL_QID, and the
+// schedule service delivers it when due (PROTOCOL.md §7.3). Levels above the highest are clamped.
+func (b *Broker) divertDelayed(msgs []*message.Message) *remoting.Command {
+	for _, m := range msgs {
+		v := m.Property(message.PropertyDelayLevel)
+		if v == "" {
+			continue
+		}
+		level, err := strconv.Atoi(v)
+		if err != nil {
+			return b.sendError(code.MessageIllegal, "DELAY=%q is not a delay level (1..%d)", v, len(b.delayLevels))
+		}
+		if level <= 0 {
+			delete(m.Properties, message.PropertyDelayLevel)
+			continue
+		}
+		if len(msgs) > 1 {
+			return b.sendError(code.MessageIllegal, "delay levels are not supported for batched messages")
+		}
+		level = min(level, len(b.delayLevels))
+		m.Properties[message.PropertyDelayLevel] = strconv.Itoa(level)
+		m.Properties[message.PropertyRealTopic] = m.Topic
+		m.Properties[message.PropertyRealQueueID] = strconv.Itoa(int(m.QueueID))
+		m.Topic, m.QueueID = topicSchedule, int32(level-1)
+	}
+	return nil
+}
+
+// scheduler delivers delayed messages: one goroutine per delay level reads its queue of
+// SCHEDULE_TOPIC_XXXX in order (all messages of a level share one delay, so they fall due in store
+// order) and re-appends each message to its real topic when due. Progress per level is persisted in
+// config/delayOffset.json after every delivered batch; a crash between a delivery and the save
+// re-delivers that batch (at least once).
+type scheduler struct {
+	b     *Broker
+	path  string
+	wakes []chan struct{} // per level, cap 1
+	mu    struct {
+		sync.Mutex
+		offsets map[int]int64 // level → next offset in its schedule queue
+	}
+}
+
+type delayOffsetFile struct {
+	OffsetTable map[string]int64 `json:"offsetTable"`
+}
+
+func openScheduler(b *Broker, path string) (*scheduler, error) {
+	s := &scheduler{b: b, path: path, wakes: make([]chan struct{}, len(b.delayLevels)+1)}
+	for i := range s.wakes {
+		s.wakes[i] = make(chan struct{}, 1)
+	}
+	s.mu.offsets = make(map[int]int64)
+	var file delayOffsetFile
+	if err := loadJSON(path, &file); err != nil {
+		return nil, fmt.Errorf("broker: delay offsets: %w", err)
+	}
+	for k, off := range file.OffsetTable {
+		level, err := strconv.Atoi(k)
+		if err != nil {
+			return nil, fmt.Errorf("broker: delay offsets: level %q is not a number", k)
+		}
+		s.mu.offsets[level] = off
+	}
+	return s, nil
+}
+
+// start runs one delivery loop per level.
+func (s *scheduler) start() {
+	for level := 1; level <= len(s.b.delayLevels); level++ {
+		s.b.startLoop(func() { s.run(level) })
+	}
+}
+
+// arrived wakes the loop of a level when its schedule queue grows.
+func (s *scheduler) arrived(queueID int32) {
+	if level := int(queueID) + 1; level >= 1 && level < len(s.wakes) {
+		select {
+		case s.wakes[level] <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *scheduler) offset(level int) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.offsets[level]
+}
+
+func (s *scheduler) advance(level int, next int64) error {
+	s.mu.Lock()
+	s.mu.offsets[level] = next
+	file := delayOffsetFile{OffsetTable: make(map[string]int64, len(s.mu.offsets))}
+	for l, off := range s.mu.offsets {
+		file.OffsetTable[strconv.Itoa(l)] = off
+	}
+	s.mu.Unlock()
+	return saveJSON(s.path, file)
+}
+
+// encode returns the delivery progress per level, the body of GET_ALL_DELAY_OFFSET.
+func (s *scheduler) encode() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file := delayOffsetFile{OffsetTable: make(map[string]int64, len(s.mu.offsets))}
+	for l, off := range s.mu.offsets {
+		file.OffsetTable[strconv.Itoa(l)] = off
+	}
+	return body.Marshal(file)
+}
+
+func (s *scheduler) run(level int) {
+	delay := s.b.delayLevels[level-1]
+	queueID := int32(level - 1)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	// wait blocks until d passes, the level's queue grows, or the broker stops; false means stop.
+	wait := func(d time.Duration) bool {
+		timer.Reset(d)
+		select {
+		case <-s.b.stop:
+			return false
+		case <-s.wakes[level]:
+			return true
+		case <-timer.C:
+			return true
+		}
+	}
+	for {
+		off := s.offset(level)
+		msgs, err := s.b.readMessages(topicSchedule, queueID, off, 32)
+		if err != nil {
+			s.b.log.Error("reading scheduled messages failed", "level", level, "err", err)
+		}
+		if len(msgs) == 0 {
+			if min := s.b.store.MinOffset(topicSchedule, queueID); off < min {
+				s.advance(level, min) // retention removed them
+				continue
+			}
+			if !wait(time.Second) {
+				return
+			}
+			continue
+		}
+		delivered := off
+		for _, m := range msgs {
+			due := time.UnixMilli(m.StoreTimestamp).Add(delay)
+			if d := time.Until(due); d > 0 {
+				break
+			}
+			if err := s.deliver(m); err != nil {
+				s.b.log.Warn("delivering a scheduled message failed; will retry", "level", level, "offset", m.QueueOffset, "err", err)
+				break
+			}
+			delivered = m.QueueOffset + 1
+		}
+		if delivered > off {
+			if err := s.advance(level, delivered); err != nil {
+				s.b.log.Error("persisting delay progress failed", "level", level, "err", err)
+			}
+			continue
+		}
+		// The head is not due yet (or its delivery failed): sleep until it is.
+		next := time.Until(time.UnixMilli(msgs[0].StoreTimestamp).Add(delay))
+		if !wait(max(next, time.Millisecond)) {
+			return
+		}
+	}
+}
+
+// deliver re-appends a due message to its real topic and queue.
+func (s *scheduler) deliver(m *message.Message) error {
+	realTopic := m.Property(message.PropertyRealTopic)
+	realQID, err := strconv.Atoi(m.Property(message.PropertyRealQueueID))
+	if realTopic == "" || err != nil {
+		s.b.log.Warn("dropping a scheduled message without REAL_TOPIC/REAL_QID", "offset", m.QueueOffset)
+		return nil
+	}
+	out := &message.Message{
+		Topic: realTopic, QueueID: int32(realQID), Flag: m.Flag, Body: m.Body, Properties: m.Properties,
+		SysFlag: m.SysFlag, BornTimestamp: m.BornTimestamp, BornHost: m.BornHost,
+		ReconsumeTimes: m.ReconsumeTimes, PreparedTransactionOffset: m.PreparedTransactionOffset,
+	}
+	delete(out.Properties, message.PropertyDelayLevel)
+	if s.b.topics.get(realTopic) == nil && strings.HasPrefix(realTopic, retryPrefix) {
+		if _, err := s.b.ensureTopic(realTopic, 1, body.PermRead|body.PermWrite); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := s.b.store.Append(ctx, out)
+	if res.Status == store.PutOK || res.Status == store.FlushDiskTimeout {
+		return nil
+	}
+	if res.Status == store.MessageIllegal || res.Status == store.PropertiesSizeExceeded {
+		s.b.log.Warn("dropping a scheduled message the store refuses", "topic", realTopic, "err", err)
+		return nil
+	}
+	return err
+}

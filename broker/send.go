@@ -1,0 +1,293 @@
+package broker
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/remoting/transport"
+	"github.com/apogeemq/apogee/store"
+)
+
+// sendV2Names maps the one-letter field names of SendMessageRequestHeaderV2 (codes 310 and 320) to
+// the long names of SendMessageRequestHeader (codes 10 and 324).
+var sendV2Names = map[string]string{
+	"a": "producerGroup", "b": "topic", "c": "defaultTopic", "d": "defaultTopicQueueNums", "e": "queueId",
+	"f": "sysFlag", "g": "bornTimestamp", "h": "flag", "i": "properties", "j": "reconsumeTimes",
+	"k": "unitMode", "l": "maxReconsumeTimes", "m": "batch", "n": "brokerName",
+}
+
+// sendHeader is a parsed send request header.
+type sendHeader struct {
+	producerGroup         string
+	topic                 string
+	defaultTopic          string
+	defaultTopicQueueNums int32
+	queueID               int32
+	sysFlag               int32
+	bornTimestamp         int64
+	flag                  int32
+	properties            string
+	reconsumeTimes        int32
+	maxReconsumeTimes     int32
+	hasMaxReconsumeTimes  bool
+	batch                 bool
+}
+
+func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
+	ext := req.ExtFields
+	if c := req.RequestCode(); c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2 {
+		if _, short := ext["b"]; short {
+			long := make(map[string]string, len(ext))
+			for k, v := range ext {
+				if n, ok := sendV2Names[k]; ok {
+					k = n
+				}
+				long[k] = v
+			}
+			ext = long
+		}
+	}
+	r := remoting.ReadExt(&remoting.Command{ExtFields: ext})
+	h := &sendHeader{
+		producerGroup:         r.String("producerGroup"),
+		topic:                 r.String("topic"),
+		defaultTopic:          r.String("defaultTopic"),
+		defaultTopicQueueNums: r.Int32("defaultTopicQueueNums"),
+		queueID:               r.Int32("queueId"),
+		sysFlag:               r.Int32("sysFlag"),
+		bornTimestamp:         r.Int64("bornTimestamp"),
+		flag:                  r.Int32("flag"),
+		properties:            r.OptString("properties"),
+		reconsumeTimes:        r.OptInt32("reconsumeTimes", 0),
+		maxReconsumeTimes:     r.OptInt32("maxReconsumeTimes", 0),
+		batch:                 r.OptBool("batch", false),
+	}
+	_, h.hasMaxReconsumeTimes = ext["maxReconsumeTimes"]
+	return h, r.Err()
+}
+
+// sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
+func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
+	resp := remoting.NewResponse(c, remark)
+	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
+	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
+	return resp
+}
+
+func (b *Broker) sendError(c code.Response, format string, args ...any) *remoting.Command {
+	resp := remoting.Errorf(c, format, args...)
+	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
+	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
+	return resp
+}
+
+// handleSend answers SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE (PROTOCOL.md §5.2).
+func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remoting.Command) *remoting.Command {
+	h, err := parseSendHeader(req)
+	if err != nil {
+		return b.sendError(code.SystemError, "%s: %v", req.RequestCode(), err)
+	}
+	if b.opts.BrokerPermission&body.PermWrite == 0 {
+		return b.sendError(code.NoPermission, "the broker[%s] sending message is forbidden", b.addr)
+	}
+	if err := body.ValidateTopic(h.topic); err != nil {
+		return b.sendError(code.SystemError, "%v", err)
+	}
+	if notSendable[h.topic] {
+		return b.sendError(code.SystemError, "the topic[%s] is a system topic; sending to it is not allowed", h.topic)
+	}
+	tc, resp := b.topicForSend(h)
+	if resp != nil {
+		return resp
+	}
+	if tc.Perm&body.PermWrite == 0 {
+		return b.sendError(code.NoPermission, "the topic[%s] sending message is forbidden", h.topic)
+	}
+	queues := max(tc.WriteQueueNums, tc.ReadQueueNums)
+	if h.queueID >= queues {
+		return b.sendError(code.SystemError, "queueId %d is out of range: topic %s has %d queues (0..%d)", h.queueID, h.topic, queues, queues-1)
+	}
+	if h.queueID < 0 {
+		h.queueID = rand.Int32N(max(tc.WriteQueueNums, 1))
+	}
+
+	bornHost := peerAddr(conn)
+	var msgs []*message.Message
+	if h.batch || req.RequestCode() == code.SendBatchMessage {
+		if msgs, err = message.DecodeBatch(req.Body); err != nil {
+			return b.sendError(code.MessageIllegal, "the batch body is malformed: %v", err)
+		}
+		if len(msgs) == 0 {
+			return b.sendError(code.MessageIllegal, "the batch is empty")
+		}
+	} else {
+		msgs = []*message.Message{{Flag: h.flag, Body: req.Body, Properties: message.ParseProperties(h.properties)}}
+	}
+	for _, m := range msgs {
+		m.Topic, m.QueueID = h.topic, h.queueID
+		m.SysFlag = h.sysFlag
+		if !h.batch && req.RequestCode() != code.SendBatchMessage {
+			m.Flag = h.flag
+		}
+		m.BornTimestamp, m.BornHost = h.bornTimestamp, bornHost
+		m.ReconsumeTimes = h.reconsumeTimes
+		if m.Properties == nil {
+			m.Properties = make(map[string]string, 2)
+		}
+		delete(m.Properties, message.PropertyWaitStoreMsgOK)
+		m.Properties[message.PropertyCluster] = b.opts.BrokerClusterName
+		if len(m.Body) > b.opts.Store.MaxMessageSize {
+			return b.sendError(code.MessageIllegal, "the message body is %d bytes; the limit (maxMessageSize) is %d bytes: make it smaller or raise maxMessageSize",
+				len(m.Body), b.opts.Store.MaxMessageSize)
+		}
+	}
+	if strings.HasPrefix(h.topic, retryPrefix) {
+		if resp := b.routeRetry(h, msgs); resp != nil {
+			return resp
+		}
+	}
+	if msgs[0].Property(message.PropertyTransactionPrepared) == "true" {
+		return b.sendError(code.NoPermission, "transactional messages are not supported by this broker yet")
+	}
+	if resp := b.divertDelayed(msgs); resp != nil {
+		return resp
+	}
+
+	var res store.AppendResult
+	if len(msgs) == 1 && !h.batch {
+		res, err = b.store.Append(ctx, msgs[0])
+	} else {
+		res, err = b.store.AppendBatch(ctx, msgs)
+	}
+	return b.appendResponse(msgs, res, err)
+}
+
+// appendResponse maps a store result to the send answer (PROTOCOL.md §5.2 step 8).
+func (b *Broker) appendResponse(msgs []*message.Message, res store.AppendResult, err error) *remoting.Command {
+	var c code.Response
+	switch res.Status {
+	case store.PutOK:
+		c = code.Success
+	case store.FlushDiskTimeout:
+		c = code.FlushDiskTimeout
+	case store.MessageIllegal, store.PropertiesSizeExceeded:
+		return b.sendError(code.MessageIllegal, "message refused: %v", err)
+	case store.DiskFull:
+		return b.sendError(code.ServiceNotAvailable, "the broker's disk is full; writes are refused until space is freed (reads keep working): %v", err)
+	case store.ServiceNotAvailable:
+		return b.sendError(code.ServiceNotAvailable, "the store is not accepting writes: %v", err)
+	default:
+		return b.sendError(code.SystemError, "store failed: %v", err)
+	}
+	resp := b.sendResponse(c, "")
+	if c != code.Success && err != nil {
+		resp.Remark = err.Error()
+	}
+	var ids strings.Builder
+	if len(res.RecordOffsets) == 0 {
+		ids.WriteString(message.OffsetMsgID(b.storeHost, res.CommitLogOffset))
+	}
+	for i, off := range res.RecordOffsets {
+		if i > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString(message.OffsetMsgID(b.storeHost, off))
+	}
+	resp.SetExt("msgId", ids.String())
+	resp.SetExt("queueId", strconv.Itoa(int(msgs[0].QueueID)))
+	resp.SetExt("queueOffset", strconv.FormatInt(res.QueueOffset, 10))
+	return resp
+}
+
+// topicForSend finds the send's topic, creating it when RocketMQ would: from the defaultTopic
+// template when auto-creation is on, and always for retry topics.
+func (b *Broker) topicForSend(h *sendHeader) (*body.TopicConfig, *remoting.Command) {
+	if tc := b.topics.get(h.topic); tc != nil {
+		return tc, nil
+	}
+	if strings.HasPrefix(h.topic, retryPrefix) {
+		tc, err := b.ensureTopic(h.topic, 1, body.PermRead|body.PermWrite)
+		if err != nil {
+			return nil, b.sendError(code.SystemError, "%v", err)
+		}
+		return tc, nil
+	}
+	tmpl := b.topics.get(h.defaultTopic)
+	if !isTrue(b.opts.AutoCreateTopicEnable) || tmpl == nil || tmpl.Perm&body.PermInherit == 0 {
+		return nil, b.sendError(code.TopicNotExist, "topic[%s] does not exist on broker %s and auto-creation is off: create it first (apogee admin or mqadmin updateTopic) or set autoCreateTopicEnable=true",
+			h.topic, b.opts.BrokerName)
+	}
+	queues := min(max(h.defaultTopicQueueNums, 1), tmpl.WriteQueueNums)
+	tc, created, err := b.topics.createIfAbsent(&body.TopicConfig{
+		TopicName: h.topic, ReadQueueNums: queues, WriteQueueNums: queues,
+		Perm: tmpl.Perm &^ body.PermInherit, TopicFilterType: tmpl.TopicFilterType,
+	})
+	if err != nil {
+		return nil, b.sendError(code.SystemError, "creating topic %s: %v", h.topic, err)
+	}
+	if created {
+		b.log.Info("topic auto-created", "topic", h.topic, "queues", queues, "template", h.defaultTopic)
+		b.triggerRegister()
+	}
+	return tc, nil
+}
+
+// ensureTopic returns a topic's config, creating it with the given queues and perm if it does not
+// exist (retry and DLQ topics), and registers a new topic with the NameServers at once.
+func (b *Broker) ensureTopic(name string, queues int32, perm int32) (*body.TopicConfig, error) {
+	tc, created, err := b.topics.createIfAbsent(&body.TopicConfig{TopicName: name, ReadQueueNums: queues, WriteQueueNums: queues,
+		Perm: perm, TopicFilterType: "SINGLE_TAG"})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		b.log.Info("topic created", "topic", name, "queues", queues)
+		b.triggerRegister()
+	}
+	return tc, nil
+}
+
+// routeRetry handles a client re-sending a message to a retry topic itself (the Java client's
+// fallback when CONSUMER_SEND_MSG_BACK fails): past the group's maximum it goes to the DLQ.
+func (b *Broker) routeRetry(h *sendHeader, msgs []*message.Message) *remoting.Command {
+	group := strings.TrimPrefix(h.topic, retryPrefix)
+	cfg, err := b.groups.get(group)
+	if err != nil {
+		return b.sendError(code.SystemError, "%v", err)
+	}
+	if cfg == nil {
+		return b.sendError(code.SubscriptionGroupNotExist, "subscription group %s does not exist", group)
+	}
+	maxTimes := cfg.RetryMaxTimes
+	if h.hasMaxReconsumeTimes {
+		maxTimes = h.maxReconsumeTimes
+	}
+	if h.reconsumeTimes < maxTimes {
+		return nil
+	}
+	dlq := dlqPrefix + group
+	if _, err := b.ensureTopic(dlq, 1, body.PermRead|body.PermWrite); err != nil {
+		return b.sendError(code.SystemError, "%v", err)
+	}
+	for _, m := range msgs {
+		m.Topic, m.QueueID = dlq, 0
+		delete(m.Properties, message.PropertyDelayLevel)
+	}
+	return nil
+}
+
+func peerAddr(conn *transport.Conn) netip.AddrPort {
+	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
