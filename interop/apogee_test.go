@@ -114,4 +114,3 @@ func (p *apogeeProcess) stop(t *testing.T) {
 }
 
 func listenArg(flag string) string { return "--" + flag + "=127.0.0.1:0" }
-
