@@ -18,7 +18,7 @@ type RecoveryInfo struct {
 	Clean          bool          // the previous run closed cleanly
 	From, To       int64         // commit-log range re-validated and redispatched
 	Records        int           // records re-validated
-	TruncatedBytes int64         // torn or corrupt tail bytes cut off
+	TornTail       error         // why the log was cut at To (nil: it ended cleanly)
 	Duration       time.Duration // time spent
 }
 
@@ -78,14 +78,9 @@ func (s *Store) recover() error {
 		return err
 	}
 
-	end, records, err := s.redispatch(start)
+	end, records, torn, err := s.redispatch(start)
 	if err != nil {
 		return err
-	}
-	size := int64(0)
-	if last := s.log.last(); last != nil {
-		size, _ = last.file.Size()
-		size += last.start
 	}
 	if err := s.log.truncate(end); err != nil {
 		return err
@@ -105,16 +100,16 @@ func (s *Store) recover() error {
 		return err
 	}
 	s.recovery = RecoveryInfo{Clean: clean, From: start, To: end, Records: records,
-		TruncatedBytes: max(0, size-end), Duration: time.Since(began)}
+		TornTail: torn, Duration: time.Since(began)}
 	s.opts.Logger.Info("store: recovered", "clean", clean, "from", start, "to", end, "records", records,
-		"truncated", s.recovery.TruncatedBytes, "took", s.recovery.Duration)
+		"tornTail", torn, "took", s.recovery.Duration)
 	return nil
 }
 
 // redispatch validates records from start and dispatches them; it returns
-// the end of the valid log. A corrupt record ends the log (torn tail); an
-// I/O error fails recovery.
-func (s *Store) redispatch(start int64) (end int64, records int, err error) {
+// the end of the valid log. A corrupt record ends the log (torn tail, which
+// it returns); an I/O error fails recovery.
+func (s *Store) redispatch(start int64) (end int64, records int, torn, err error) {
 	sc := s.log.newScanner(start)
 	items := make([]dispatchItem, 0, 4096)
 	end = start
@@ -122,9 +117,10 @@ func (s *Store) redispatch(start int64) (end int64, records int, err error) {
 		_, view, ok, err := sc.next()
 		if !ok {
 			if err != nil && !message.IsCorrupt(err) {
-				return 0, 0, err
+				return 0, 0, nil, err
 			}
 			if err != nil {
+				torn = err
 				s.opts.Logger.Warn("store: truncating the commit log", "at", end, "reason", err)
 			}
 			break
@@ -140,7 +136,7 @@ func (s *Store) redispatch(start int64) (end int64, records int, err error) {
 	if len(items) > 0 {
 		s.dispatch(items)
 	}
-	return end, records, nil
+	return end, records, torn, nil
 }
 
 // loadQueues opens every consume queue on disk.
