@@ -15,11 +15,11 @@ import (
 
 // RecoveryInfo describes what the last Open did.
 type RecoveryInfo struct {
-	Clean          bool          // the previous run closed cleanly
-	From, To       int64         // commit-log range re-validated and redispatched
-	Records        int           // records re-validated
-	TornTail       error         // why the log was cut at To (nil: it ended cleanly)
-	Duration       time.Duration // time spent
+	Clean    bool          // the previous run closed cleanly
+	From, To int64         // commit-log range re-validated and redispatched
+	Records  int           // records re-validated
+	TornTail error         // why the log was cut at To (nil: it ended cleanly)
+	Duration time.Duration // time spent
 }
 
 // Recovery returns what Open found and did.
