@@ -110,7 +110,7 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	}
 	if info := b.store.Recovery(); !info.Clean {
 		b.log.Warn("recovered after an unclean stop", "revalidated_records", info.Records,
-			"truncated_bytes", info.TruncatedBytes, "took", info.Duration)
+			"from", info.From, "to", info.To, "torn_tail", fmt.Sprint(info.TornTail), "took", info.Duration)
 	}
 
 	b.nsClient = transport.NewClient(transport.ClientOptions{Logger: b.log})
