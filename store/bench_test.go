@@ -88,7 +88,7 @@ func sizeName(n int) string {
 }
 
 func benchStore(b *testing.B, flush FlushDiskType) *Store {
-	s, err := Open(b.TempDir(), &Options{FlushDiskType: flush, IndexSlots: 1 << 16, IndexEntries: 1 << 22, DisableIndex: os.Getenv("NOIDX") != ""})
+	s, err := Open(b.TempDir(), &Options{FlushDiskType: flush, IndexSlots: 1 << 16, IndexEntries: 1 << 22})
 	if err != nil {
 		b.Fatal(err)
 	}

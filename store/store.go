@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -513,6 +514,12 @@ func (s *Store) runFlusher() {
 		// Loop until caught up: appends that arrived during the fsync are
 		// covered by the next one without waiting for another wake-up.
 		for {
+			// Let appenders that are runnable (typically the ones the last
+			// fsync released) write before the group is cut; otherwise the
+			// first of them triggers an fsync for itself alone and groups
+			// alternate between tiny and large. No sleep: Gosched only
+			// waits for goroutines that are ready to run.
+			runtime.Gosched()
 			end := s.log.written.Load()
 			s.flush.Lock()
 			caughtUp := end <= s.flush.flushed

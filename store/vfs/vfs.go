@@ -98,8 +98,9 @@ type Mapper interface {
 // Unmap releases a mapping returned by Mapper.Map.
 func Unmap(b []byte) error { return unmap(b) }
 
-// Prefault makes the pages of a writable shared mapping present and
-// writable (MADV_POPULATE_WRITE), so later writes take no page faults. One
-// call for many pages is much cheaper than faulting them one by one. It is a
-// hint: an error (old kernels) can be ignored.
+// Prefault makes the pages of a shared file mapping present in the page
+// cache and mapped (MADV_POPULATE_READ) without dirtying them, so later
+// writes skip page allocation and zeroing. One call for many pages is much
+// cheaper than faulting them one by one. It is a hint: an error (old
+// kernels) can be ignored.
 func Prefault(b []byte) error { return prefault(b) }
