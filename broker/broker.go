@@ -120,6 +120,8 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 		MaxFrameLength: max(remoting.DefaultMaxFrameLength, 2*opts.Store.MaxMessageSize)})
 	go func() { b.served <- b.rpc.Serve(ln) }()
 
+	// Register before announcing, so that "serving" means clients can already find the broker's routes.
+	b.registerAll()
 	b.startLoop(b.registrationLoop)
 	b.startLoop(b.offsetFlushLoop)
 	b.startLoop(b.clientExpiryLoop)
@@ -236,7 +238,6 @@ func (b *Broker) triggerRegister() {
 }
 
 func (b *Broker) registrationLoop() {
-	b.registerAll()
 	t := time.NewTicker(b.opts.RegisterNameServerPeriod)
 	defer t.Stop()
 	for {

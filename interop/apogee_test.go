@@ -26,13 +26,20 @@ func TestMain(m *testing.M) {
 	}
 	apogeeBin = filepath.Join(dir, "apogee")
 	// Built from the main module, with its own go.sum, as users build it.
-	build := exec.Command("go", "build", "-race", "-o", apogeeBin, "./cmd/apogee")
+	args := []string{"build", "-o", apogeeBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/apogee")...)
 	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building apogee:", err)
 		os.Exit(1)
 	}
+	// Broadcasting consumers of the official client keep offsets under $HOME; keep them in the test's
+	// own directory (after the build, which needs the real module cache).
+	os.Setenv("HOME", dir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -40,16 +47,17 @@ func TestMain(m *testing.M) {
 
 // apogeeProcess is a running apogee child process.
 type apogeeProcess struct {
-	cmd   *exec.Cmd
-	lines chan string // stderr, line by line
-	done  chan error
+	cmd    *exec.Cmd
+	lines  chan string // stderr, line by line
+	done   chan error
+	exited bool // the process was waited for
 }
 
 var servingPattern = regexp.MustCompile(`msg="([a-z]+) serving" addr=(\S+)`)
 
 // startApogee runs the binary with args and waits until it has logged the address of each role in
 // roles ("namesrv", "broker"). It is stopped with SIGTERM at the end of the test, and must exit 0.
-func startApogee(t *testing.T, roles []string, args ...string) (*apogeeProcess, map[string]string) {
+func startApogee(t testing.TB, roles []string, args ...string) (*apogeeProcess, map[string]string) {
 	t.Helper()
 	cmd := exec.Command(apogeeBin, args...)
 	stderr, err := cmd.StderrPipe()
@@ -93,10 +101,11 @@ func startApogee(t *testing.T, roles []string, args ...string) (*apogeeProcess, 
 }
 
 // stop sends SIGTERM and checks for a clean exit within 15 s.
-func (p *apogeeProcess) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
+func (p *apogeeProcess) stop(t testing.TB) {
+	if p.exited {
 		return
 	}
+	p.exited = true
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	go func() {
 		for range p.lines {
@@ -111,6 +120,22 @@ func (p *apogeeProcess) stop(t *testing.T) {
 		p.cmd.Process.Kill()
 		t.Errorf("apogee did not stop within 15 s of SIGTERM")
 	}
+}
+
+// kill9 kills the process with SIGKILL, as a crash would, and waits for it to exit.
+func (p *apogeeProcess) kill9(t testing.TB) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	go func() {
+		for range p.lines {
+		}
+	}()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("apogee did not die after SIGKILL")
+	}
+	p.exited = true
 }
 
 func listenArg(flag string) string { return "--" + flag + "=127.0.0.1:0" }

@@ -3,7 +3,9 @@ package interop
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +24,7 @@ type devCluster struct {
 }
 
 // startDev runs `apogee dev` on free loopback ports with its data in a fresh directory (or dataDir).
-func startDev(t *testing.T, dataDir string, extra ...string) *devCluster {
+func startDev(t testing.TB, dataDir string, extra ...string) *devCluster {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -32,10 +34,17 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devCluster {
 	return &devCluster{proc: proc, ns: addrs["namesrv"], broker: addrs["broker"], dataDir: dataDir}
 }
 
-func newProducer(t *testing.T, ns string, opts ...producer.Option) rocketmq.Producer {
+// instanceSeq makes every official client instance unique: the client library shares one instance
+// (and its NameServer list) between producers and consumers with the same client id, which is
+// IP@PID unless an instance name is set.
+var instanceSeq atomic.Int64
+
+func instanceName() string { return fmt.Sprintf("it%d", instanceSeq.Add(1)) }
+
+func newProducer(t testing.TB, ns string, opts ...producer.Option) rocketmq.Producer {
 	t.Helper()
 	opts = append([]producer.Option{producer.WithNameServer([]string{ns}), producer.WithRetry(2),
-		producer.WithGroupName("pg-" + t.Name())}, opts...)
+		producer.WithGroupName("pg-" + sanitize(t.Name())), producer.WithInstanceName(instanceName())}, opts...)
 	p, err := rocketmq.NewProducer(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +106,7 @@ func (r *received) waitDistinct(t *testing.T, n int, timeout time.Duration) {
 func newPushConsumer(t *testing.T, ns, group, topic string, sel consumer.MessageSelector, rec *received, opts ...consumer.Option) rocketmq.PushConsumer {
 	t.Helper()
 	opts = append([]consumer.Option{consumer.WithNameServer([]string{ns}), consumer.WithGroupName(group),
-		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset)}, opts...)
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset), consumer.WithInstance(instanceName())}, opts...)
 	c, err := rocketmq.NewPushConsumer(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +122,16 @@ func newPushConsumer(t *testing.T, ns, group, topic string, sel consumer.Message
 		t.Fatal(err)
 	}
 	return c
+}
+
+// sanitize turns a test name into a legal group name.
+func sanitize(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, name)
 }
 
 func sendN(t *testing.T, p rocketmq.Producer, topic string, n int, prefix string) {
