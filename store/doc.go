@@ -25,11 +25,15 @@
 //
 // # Write path and durability
 //
-// Append encodes the record outside the lock, then under the append lock
+// Segments are allocated at full size when created (fallocate), so writing
+// into them can never hit ENOSPC or SIGBUS, and memory-mapped; a
+// background prefaulter keeps the pages ahead of the writer present. Append
+// encodes the record outside the lock, then under the append lock
 // (Store.mu) assigns the queue offset, commit-log offset and store time,
-// writes the record with one pwrite and publishes the new end. A batch is
-// one pwrite too. An acknowledged append is always in the kernel page cache
-// (never in a user-space buffer), so it survives kill -9 in both flush modes.
+// copies the record into the mapping (a batch in one copy) and publishes
+// the new end. If a segment cannot be mapped it is written with pwrite
+// instead. An acknowledged append is always in the kernel page cache (never
+// in a user-space buffer), so it survives kill -9 in both flush modes.
 //
 // Under SyncFlush the append then waits for the flusher goroutine, which
 // fsyncs whenever woken and, after each fsync, immediately covers whatever
@@ -38,8 +42,10 @@
 // only when flushed >= the end of its record, or on timeout, context end or
 // the sticky error. An fsync error is never retried: it stops all writes
 // (ErrWritesStopped) until the store is reopened and recovered (fsyncgate).
-// A write that fails with ENOSPC is cut off and reported as DiskFull without
-// stopping the store; any other write error stops it.
+// Running out of space is not an error that stops the store: allocating a
+// segment or writing a consume queue that fails with ENOSPC makes appends
+// return DiskFull (nothing is acknowledged that is not stored) until the
+// cleaner sees space again. Any other write error stops writes.
 //
 // # Dispatch and reads
 //

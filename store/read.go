@@ -267,3 +267,20 @@ func (s *Store) QueryMessages(topic, key string, max int, begin, end int64) ([]*
 	}
 	return out, nil
 }
+
+// ReadCommitLog copies commit-log bytes starting at off into b, stopping at
+// the end of off's segment or of the written log, and returns the count (for
+// replication, which ships the log as it is). ErrNotFound means off is below
+// the first segment or at or past the end.
+func (s *Store) ReadCommitLog(off int64, b []byte) (int, error) {
+	end := s.log.written.Load()
+	if off >= end {
+		return 0, ErrNotFound
+	}
+	segEnd := off - off%s.opts.SegmentSize + s.opts.SegmentSize
+	n := int(min(int64(len(b)), end-off, segEnd-off))
+	if err := s.log.readAt(b[:n], off); err != nil {
+		return 0, err
+	}
+	return n, nil
+}

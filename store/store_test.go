@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -98,8 +97,27 @@ func TestAppendGetBasic(t *testing.T) {
 	if found, _ := s.QueryMessages("T", "k2", 32, 0, time.Now().UnixMilli()+1000); len(found) != 10 {
 		t.Fatalf("query key: %d", len(found))
 	}
+	if ts, err := s.EarliestMessageTime("T", 1); err != nil || ts != msgs[0].StoreTimestamp {
+		t.Fatalf("earliest time %d %v", ts, err)
+	}
+	raw := make([]byte, 300)
+	if n, err := s.ReadCommitLog(0, raw); err != nil || n != 300 || !bytes.Equal(raw[:n], res.Body[:n]) {
+		t.Fatalf("ReadCommitLog: %d %v", n, err)
+	}
+	if _, err := s.ReadCommitLog(s.MaxCommitLogOffset(), raw); err != ErrNotFound {
+		t.Fatalf("ReadCommitLog at end: %v", err)
+	}
+	if _, err := Open(t.TempDir(), &Options{SegmentSize: 10}); err == nil {
+		t.Fatal("Open accepted invalid options")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Close(); err != ErrClosed {
+		t.Fatalf("second Close: %v", err)
+	}
+	if res, err := s.Append(context.Background(), newMsg("T", 1, nil, "", "", "")); err != ErrClosed || res.Status != ServiceNotAvailable {
+		t.Fatalf("append after close: %v %v", res.Status, err)
 	}
 	s = openTest(t, dir, testOptions())
 	defer s.Close()
@@ -110,8 +128,6 @@ func TestAppendGetBasic(t *testing.T) {
 	if res2.QueueOffset != 10 {
 		t.Fatalf("after reopen queue offset %d", res2.QueueOffset)
 	}
-	_ = bytes.Equal
-	_ = rand.N[int]
 }
 
 func TestPreparedMessagesSkipConsumeQueue(t *testing.T) {
