@@ -17,10 +17,20 @@ func TestConcurrentAppendAndTail(t *testing.T) {
 	opts := testOptions()
 	opts.FlushDiskType = SyncFlush
 	var arrived atomic.Int64
-	opts.Listener.MessageArrived = func(string, int32, int64) { arrived.Add(1) }
+	const appenders, perAppender, queues = 6, 150, 3
+	var notify [queues]chan struct{} // long-polling stand-in: readers wait here
+	for i := range notify {
+		notify[i] = make(chan struct{}, 1)
+	}
+	opts.Listener.MessageArrived = func(_ string, q int32, _ int64) {
+		arrived.Add(1)
+		select {
+		case notify[q] <- struct{}{}:
+		default:
+		}
+	}
 	s := openTest(t, t.TempDir(), opts)
 	defer s.Close()
-	const appenders, perAppender, queues = 6, 150, 3
 	var acked atomic.Int64
 	var wg sync.WaitGroup
 	for g := range appenders {
@@ -64,7 +74,7 @@ func TestConcurrentAppendAndTail(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-notify[q]:
 				}
 			}
 		})
