@@ -1,0 +1,399 @@
+package broker
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/remoting/transport"
+	"github.com/apogeemq/apogee/store"
+)
+
+type testBroker struct {
+	*Broker
+	dir string
+	cl  *transport.Client
+}
+
+func openTestBroker(t *testing.T, dir string, configure func(*Options)) *testBroker {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	o := Options{StorePathRootDir: dir, Store: store.Options{SegmentSize: 8 << 20, IndexSlots: 1024, IndexEntries: 4096}}
+	if configure != nil {
+		configure(&o)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(o, ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &testBroker{Broker: b, dir: dir, cl: transport.NewClient(transport.ClientOptions{})}
+	t.Cleanup(func() { tb.stop(t) })
+	return tb
+}
+
+func (tb *testBroker) stop(t *testing.T) {
+	if tb.cl == nil {
+		return
+	}
+	tb.cl.Close()
+	tb.cl = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tb.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func (tb *testBroker) call(t *testing.T, req *remoting.Command) *remoting.Command {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := tb.cl.Invoke(ctx, tb.Addr(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func sendRequest(topic string, queueID int, body string, props map[string]string) *remoting.Command {
+	return remoting.NewRequest(code.SendMessage, map[string]string{
+		"producerGroup": "pg", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+		"queueId": strconv.Itoa(queueID), "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
+		"flag": "0", "properties": string(message.AppendProperties(nil, props)), "reconsumeTimes": "0",
+		"unitMode": "false", "batch": "false",
+	}, []byte(body))
+}
+
+func pullRequest(group, topic string, queueID int, offset int64, suspend time.Duration, sub string) *remoting.Command {
+	flag := pullSuspend
+	if sub != "" {
+		flag |= pullSubscription
+	}
+	return remoting.NewRequest(code.PullMessage, map[string]string{
+		"consumerGroup": group, "topic": topic, "queueId": strconv.Itoa(queueID), "queueOffset": strconv.FormatInt(offset, 10),
+		"maxMsgNums": "32", "sysFlag": strconv.Itoa(flag), "commitOffset": "0",
+		"suspendTimeoutMillis": strconv.FormatInt(suspend.Milliseconds(), 10), "subscription": sub, "subVersion": "0", "expressionType": "TAG",
+	}, nil)
+}
+
+func mustSend(t *testing.T, tb *testBroker, topic string, queueID int, body string, props map[string]string) *remoting.Command {
+	t.Helper()
+	resp := tb.call(t, sendRequest(topic, queueID, body, props))
+	if resp.ResponseCode() != code.Success {
+		t.Fatalf("send: %v %s", resp.ResponseCode(), resp.Remark)
+	}
+	return resp
+}
+
+func TestSendValidation(t *testing.T) {
+	tb := openTestBroker(t, "", func(o *Options) { o.AutoCreateTopicEnable = boolPtr(false) })
+	cases := []struct {
+		req    *remoting.Command
+		code   code.Response
+		remark string
+	}{
+		{sendRequest("bad topic", 0, "x", nil), code.SystemError, "characters"},
+		{sendRequest(topicSchedule, 0, "x", nil), code.SystemError, "system topic"},
+		{sendRequest("Unknown", 0, "x", nil), code.TopicNotExist, "autoCreateTopicEnable"},
+		{sendRequest("SELF_TEST_TOPIC", 0, "x", nil), code.SystemError, "system topic"},
+		{remoting.NewRequest(code.SendMessage, map[string]string{"topic": "T"}, nil), code.SystemError, `"producerGroup" is required`},
+	}
+	for _, c := range cases {
+		resp := tb.call(t, c.req)
+		if resp.ResponseCode() != c.code || !strings.Contains(resp.Remark, c.remark) {
+			t.Errorf("got %v %q, want %v containing %q", resp.ResponseCode(), resp.Remark, c.code, c.remark)
+		}
+		if resp.Ext("MSG_REGION") != "DefaultRegion" && c.req.RequestCode() == code.SendMessage && resp.ResponseCode() != code.SystemError {
+			t.Errorf("no MSG_REGION on %v", resp.ResponseCode())
+		}
+	}
+	create := remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "T", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6", "topicFilterType": "SINGLE_TAG"}, nil)
+	if resp := tb.call(t, create); resp.ResponseCode() != code.Success {
+		t.Fatalf("create: %v %s", resp.ResponseCode(), resp.Remark)
+	}
+	if resp := tb.call(t, sendRequest("T", 2, "x", nil)); resp.ResponseCode() != code.SystemError || !strings.Contains(resp.Remark, "out of range") {
+		t.Errorf("queue out of range: %v %q", resp.ResponseCode(), resp.Remark)
+	}
+	resp := mustSend(t, tb, "T", -1, "random queue", nil)
+	if q, _ := strconv.Atoi(resp.Ext("queueId")); q < 0 || q > 1 {
+		t.Errorf("random queue %d", q)
+	}
+	host, off, err := message.ParseOffsetMsgID(resp.Ext("msgId"))
+	if err != nil || host != tb.storeHost || off != 0 {
+		t.Errorf("msgId %q: %v %v %d", resp.Ext("msgId"), err, host, off)
+	}
+	if resp := tb.call(t, remoting.NewRequest(4321, nil, nil)); resp.ResponseCode() != code.RequestCodeNotSupported {
+		t.Errorf("unknown code: %v", resp.ResponseCode())
+	}
+}
+
+func TestLongPolling(t *testing.T) {
+	tb := openTestBroker(t, "", nil)
+	mustSend(t, tb, "LP", 0, "first", nil)
+
+	// Nothing new: the pull is held for its suspend timeout, then answered with PULL_NOT_FOUND.
+	start := time.Now()
+	resp := tb.call(t, pullRequest("g", "LP", 0, 1, 300*time.Millisecond, "*"))
+	if resp.ResponseCode() != code.PullNotFound || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("idle pull: %v after %v", resp.ResponseCode(), time.Since(start))
+	}
+	if resp.Ext("nextBeginOffset") != "1" || resp.Ext("maxOffset") != "1" {
+		t.Fatalf("idle pull header %v", resp.ExtFields)
+	}
+
+	// A message arriving while a pull waits answers it at once.
+	got := make(chan *remoting.Command, 1)
+	go func() { got <- tb.call(t, pullRequest("g", "LP", 0, 1, 20*time.Second, "*")) }()
+	time.Sleep(200 * time.Millisecond)
+	sent := time.Now()
+	mustSend(t, tb, "LP", 0, "second", nil)
+	select {
+	case resp := <-got:
+		if resp.ResponseCode() != code.Success {
+			t.Fatalf("woken pull: %v %s", resp.ResponseCode(), resp.Remark)
+		}
+		msgs, err := message.DecodeRecords(resp.Body)
+		if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "second" {
+			t.Fatalf("woken pull got %v %v", msgs, err)
+		}
+		t.Logf("held pull answered %v after the send", time.Since(sent))
+	case <-time.After(5 * time.Second):
+		t.Fatal("held pull not answered after a message arrived")
+	}
+
+	// maxMsgNums=0 still returns one message (the v2.1.2 pull consumer relies on it).
+	req := pullRequest("g", "LP", 0, 0, 0, "*")
+	req.ExtFields["maxMsgNums"] = "0"
+	if resp := tb.call(t, req); resp.ResponseCode() != code.Success {
+		t.Fatalf("maxMsgNums 0: %v", resp.ResponseCode())
+	} else if msgs, _ := message.DecodeRecords(resp.Body); len(msgs) != 1 {
+		t.Fatalf("maxMsgNums 0 returned %d messages", len(msgs))
+	}
+
+	// Without a subscription in the pull and without a heartbeat, the broker says why.
+	noSub := pullRequest("g2", "LP", 0, 0, 0, "")
+	if resp := tb.call(t, noSub); resp.ResponseCode() != code.SubscriptionNotExist || !strings.Contains(resp.Remark, "heartbeat") {
+		t.Fatalf("no heartbeat: %v %q", resp.ResponseCode(), resp.Remark)
+	}
+	// Offsets beyond the queue are corrected.
+	if resp := tb.call(t, pullRequest("g", "LP", 0, 99, 0, "*")); resp.ResponseCode() != code.PullOffsetMoved || resp.Ext("nextBeginOffset") != "2" {
+		t.Fatalf("offset too big: %v %v", resp.ResponseCode(), resp.ExtFields)
+	}
+}
+
+func TestHeartbeatMembershipAndRetryTopic(t *testing.T) {
+	tb := openTestBroker(t, "", nil)
+	hb := body.HeartbeatData{ClientID: "127.0.0.1@1", ConsumerDataSet: []*body.ConsumerData{{
+		GroupName: "hg", ConsumeType: body.ConsumePassively, MessageModel: body.Clustering, ConsumeFromWhere: "CONSUME_FROM_FIRST_OFFSET",
+		SubscriptionDataSet: []*body.SubscriptionData{{Topic: "HT", SubString: "a || b"}},
+	}}}
+	if resp := tb.call(t, remoting.NewRequest(code.HeartBeat, nil, body.Marshal(hb))); resp.ResponseCode() != code.Success {
+		t.Fatalf("heartbeat: %v %s", resp.ResponseCode(), resp.Remark)
+	}
+	if tb.topics.get("%RETRY%hg") == nil {
+		t.Fatal("no retry topic after the first heartbeat")
+	}
+	resp := tb.call(t, remoting.NewRequest(code.GetConsumerListByGroup, map[string]string{"consumerGroup": "hg"}, nil))
+	if string(resp.Body) != `{"consumerIdList":["127.0.0.1@1"]}` {
+		t.Fatalf("consumer list %s", resp.Body)
+	}
+	// The heartbeat's subscription filters pulls that carry none.
+	mustSend(t, tb, "HT", 0, "A", map[string]string{"TAGS": "a"})
+	mustSend(t, tb, "HT", 0, "C", map[string]string{"TAGS": "c"})
+	mustSend(t, tb, "HT", 0, "B", map[string]string{"TAGS": "b"})
+	resp = tb.call(t, pullRequest("hg", "HT", 0, 0, 0, ""))
+	msgs, _ := message.DecodeRecords(resp.Body)
+	if len(msgs) != 2 || string(msgs[0].Body) != "A" || string(msgs[1].Body) != "B" || resp.Ext("nextBeginOffset") != "3" {
+		t.Fatalf("filtered pull: %d messages, next %s", len(msgs), resp.Ext("nextBeginOffset"))
+	}
+	// Closing the connection removes the member.
+	tb.cl.Close()
+	tb.cl = transport.NewClient(transport.ClientOptions{})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(tb.clients.consumerIDs("hg")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("member not removed after its connection closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestQueueLocksExpire(t *testing.T) {
+	l := newQueueLocks()
+	mq := &body.MessageQueue{Topic: "T", BrokerName: "b", QueueID: 1}
+	t0 := time.Now()
+	if got := l.lock("g", "c1", []*body.MessageQueue{mq}, t0); len(got) != 1 {
+		t.Fatal("free queue not locked")
+	}
+	if got := l.lock("g", "c2", []*body.MessageQueue{mq}, t0.Add(30*time.Second)); len(got) != 0 {
+		t.Fatal("held queue locked by another client")
+	}
+	if got := l.lock("g", "c1", []*body.MessageQueue{mq}, t0.Add(50*time.Second)); len(got) != 1 {
+		t.Fatal("holder could not renew")
+	}
+	if got := l.lock("g", "c2", []*body.MessageQueue{mq}, t0.Add(50*time.Second+lockTTL+time.Millisecond)); len(got) != 1 {
+		t.Fatal("expired lock not taken over")
+	}
+	l.unlock("g", "c1", []*body.MessageQueue{mq})
+	if l.holder("g", *mq, t0.Add(111*time.Second)) != "c2" {
+		t.Fatal("unlock by a non-holder released the lock")
+	}
+}
+
+func TestMetadataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	tb := openTestBroker(t, dir, nil)
+	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "Kept", "readQueueNums": "3", "writeQueueNums": "3", "perm": "6"}, nil))
+	cfg := body.NewSubscriptionGroupConfig("kept-g")
+	cfg.RetryMaxTimes = 3
+	tb.call(t, remoting.NewRequest(code.UpdateAndCreateSubscriptionGroup, nil, body.Marshal(cfg)))
+	mustSend(t, tb, "Kept", 1, "x", nil)
+	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, map[string]string{"consumerGroup": "kept-g", "topic": "Kept", "queueId": "1", "commitOffset": "1"}, nil))
+	tb.stop(t)
+
+	tb2 := openTestBroker(t, dir, nil)
+	if tc := tb2.topics.get("Kept"); tc == nil || tc.WriteQueueNums != 3 {
+		t.Fatalf("topic after restart: %+v", tc)
+	}
+	if g, _ := tb2.groups.get("kept-g"); g == nil || g.RetryMaxTimes != 3 {
+		t.Fatalf("group after restart: %+v", g)
+	}
+	resp := tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, map[string]string{"consumerGroup": "kept-g", "topic": "Kept", "queueId": "1"}, nil))
+	if resp.ResponseCode() != code.Success || resp.Ext("offset") != "1" {
+		t.Fatalf("offset after restart: %v %v", resp.ResponseCode(), resp.ExtFields)
+	}
+	resp = tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, map[string]string{"consumerGroup": "other", "topic": "Kept", "queueId": "1"}, nil))
+	if resp.ResponseCode() != code.Success || resp.Ext("offset") != "0" {
+		t.Fatalf("young queue without offset: %v %v", resp.ResponseCode(), resp.ExtFields)
+	}
+}
+
+func TestDelayLevelAndSendBack(t *testing.T) {
+	tb := openTestBroker(t, "", func(o *Options) { o.MessageDelayLevel = "1s 1s 1s 1s 1s" })
+	delayed := mustSend(t, tb, "Delayed", 0, "later", map[string]string{"DELAY": "1", "UNIQ_KEY": "U1"})
+	sent := time.Now()
+	if tb.store.MaxOffset("Delayed", 0) != 0 {
+		t.Fatal("delayed message visible at once")
+	}
+	waitQueue(t, tb, "Delayed", 0, 1)
+	if d := time.Since(sent); d < 900*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("delivered after %v, want about 1s", d)
+	}
+	msgs, _ := tb.readMessages("Delayed", 0, 0, 1)
+	if m := msgs[0]; m.Property("DELAY") != "" || m.Property("REAL_TOPIC") != "Delayed" || m.UniqKey() != "U1" {
+		t.Fatalf("delivered message props %v", m.Properties)
+	}
+	_ = delayed
+
+	// A failed message goes to the retry topic with reconsumeTimes+1, and past the limit to the DLQ.
+	off := msgs[0].CommitLogOffset
+	back := func(offset int64, maxTimes string) *remoting.Command {
+		return tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, map[string]string{"offset": strconv.FormatInt(offset, 10),
+			"group": "sb", "delayLevel": "1", "originTopic": "Delayed", "maxReconsumeTimes": maxTimes}, nil))
+	}
+	if resp := back(off, "2"); resp.ResponseCode() != code.Success {
+		t.Fatalf("send back: %v %s", resp.ResponseCode(), resp.Remark)
+	}
+	waitQueue(t, tb, "%RETRY%sb", 0, 1)
+	retry, _ := tb.readMessages("%RETRY%sb", 0, 0, 1)
+	if r := retry[0]; r.ReconsumeTimes != 1 || r.Property("RETRY_TOPIC") != "Delayed" || r.UniqKey() != "U1" || string(r.Body) != "later" ||
+		r.Property("ORIGIN_MESSAGE_ID") != message.OffsetMsgID(tb.storeHost, off) {
+		t.Fatalf("retry message: reconsume %d props %v", r.ReconsumeTimes, r.Properties)
+	}
+	back(retry[0].CommitLogOffset, "2")
+	waitQueue(t, tb, "%RETRY%sb", 0, 2)
+	retry, _ = tb.readMessages("%RETRY%sb", 0, 1, 1)
+	back(retry[0].CommitLogOffset, "2") // reconsumeTimes 2 >= 2: dead letter
+	waitQueue(t, tb, "%DLQ%sb", 0, 1)
+	dlq, _ := tb.readMessages("%DLQ%sb", 0, 0, 1)
+	if dlq[0].ReconsumeTimes != 3 || string(dlq[0].Body) != "later" {
+		t.Fatalf("dlq message %+v", dlq[0])
+	}
+}
+
+func waitQueue(t *testing.T, tb *testBroker, topic string, queueID int32, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for tb.store.MaxOffset(topic, queueID) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/%d has %d messages, want %d", topic, queueID, tb.store.MaxOffset(topic, queueID), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOptionsRoundTrip(t *testing.T) {
+	var o Options
+	unknown, err := o.Apply(`
+brokerClusterName = C1
+brokerName=broker-x
+brokerId=0
+namesrvAddr=127.0.0.1:9876;127.0.0.2:9876
+listenPort=10921
+flushDiskType=SYNC_FLUSH
+deleteWhen=04
+fileReservedTime=48
+mapedFileSizeCommitLog=1048576
+maxMessageSize=1024
+autoCreateTopicEnable=false
+sendMessageThreadPoolNums=4
+someFutureKey=1
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unknown) != 1 || unknown[0] != "someFutureKey" {
+		t.Fatalf("unknown keys %v", unknown)
+	}
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.BrokerName != "broker-x" || o.ListenAddr != ":10921" || o.Store.FlushDiskType != store.SyncFlush ||
+		o.Store.FileReservedTime != 48*time.Hour || o.Store.SegmentSize != 1<<20 || isTrue(o.AutoCreateTopicEnable) ||
+		len(o.NamesrvAddr) != 2 {
+		t.Fatalf("options %+v", o)
+	}
+	var again Options
+	if _, err := again.Apply(o.String()); err != nil {
+		t.Fatal(err)
+	}
+	again.EnsureDefaults()
+	if again.String() != o.String() {
+		t.Fatalf("round trip differs:\n%s\n---\n%s", o.String(), again.String())
+	}
+	var bad Options
+	if _, err := bad.Apply("brokerId=x\nflushDiskType=SOMETIMES\n"); err == nil || !strings.Contains(err.Error(), "brokerId") || !strings.Contains(err.Error(), "flushDiskType") {
+		t.Fatalf("bad values: %v", err)
+	}
+	slave := Options{BrokerRole: Slave}
+	slave.EnsureDefaults()
+	if err := slave.Validate(); err == nil {
+		t.Fatal("SLAVE with brokerId 0 accepted")
+	}
+}
+
+func TestAnnouncedIP(t *testing.T) {
+	a, err := announcedIP("", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1})
+	if err != nil || a != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("%v %v", a, err)
+	}
+	a, _ = announcedIP("10.1.2.3", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1})
+	if a != netip.MustParseAddr("10.1.2.3") {
+		t.Fatal(a)
+	}
+}
