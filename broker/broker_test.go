@@ -136,6 +136,10 @@ func TestSendValidation(t *testing.T) {
 	if err != nil || host != tb.storeHost || off != 0 {
 		t.Errorf("msgId %q: %v %v %d", resp.Ext("msgId"), err, host, off)
 	}
+	huge := map[string]string{"KEYS": strings.Repeat("k", 40000)}
+	if resp := tb.call(t, sendRequest("T", 0, "x", huge)); resp.ResponseCode() != code.MessageIllegal {
+		t.Errorf("oversized properties: %v %q", resp.ResponseCode(), resp.Remark)
+	}
 	if resp := tb.call(t, remoting.NewRequest(4321, nil, nil)); resp.ResponseCode() != code.RequestCodeNotSupported {
 		t.Errorf("unknown code: %v", resp.ResponseCode())
 	}

@@ -46,6 +46,10 @@ func (b *Broker) routes(mux *transport.Mux) {
 	mux.HandleFunc(code.GetAllConsumerOffset, b.handleAllConsumerOffsets)
 	// sendback.go
 	mux.HandleFunc(code.ConsumerSendMsgBack, b.handleSendBack)
+	// clientcalls.go
+	mux.HandleFunc(code.GetConsumerRunningInfo, b.handleConsumerRunningInfo)
+	mux.HandleFunc(code.InvokeBrokerToResetOffset, b.handleResetOffset)
+	mux.HandleFunc(code.InvokeBrokerToGetConsumerStatus, b.handleConsumerStatus)
 	// query.go
 	mux.HandleFunc(code.QueryMessage, b.handleQueryMessage)
 	mux.HandleFunc(code.ViewMessageByID, b.handleViewMessage)
