@@ -148,6 +148,7 @@ func TestSendValidation(t *testing.T) {
 func TestLongPolling(t *testing.T) {
 	tb := openTestBroker(t, "", nil)
 	mustSend(t, tb, "LP", 0, "first", nil)
+	waitQueue(t, tb, "LP", 0, 1) // dispatch to the consume queue is asynchronous
 
 	// Nothing new: the pull is held for its suspend timeout, then answered with PULL_NOT_FOUND.
 	start := time.Now()
@@ -219,6 +220,7 @@ func TestHeartbeatMembershipAndRetryTopic(t *testing.T) {
 	mustSend(t, tb, "HT", 0, "A", map[string]string{"TAGS": "a"})
 	mustSend(t, tb, "HT", 0, "C", map[string]string{"TAGS": "c"})
 	mustSend(t, tb, "HT", 0, "B", map[string]string{"TAGS": "b"})
+	waitQueue(t, tb, "HT", 0, 3)
 	resp = tb.call(t, pullRequest("hg", "HT", 0, 0, 0, ""))
 	msgs, _ := message.DecodeRecords(resp.Body)
 	if len(msgs) != 2 || string(msgs[0].Body) != "A" || string(msgs[1].Body) != "B" || resp.Ext("nextBeginOffset") != "3" {
