@@ -88,7 +88,11 @@ func sizeName(n int) string {
 }
 
 func benchStore(b *testing.B, flush FlushDiskType) *Store {
-	s, err := Open(b.TempDir(), &Options{FlushDiskType: flush, IndexSlots: 1 << 16, IndexEntries: 1 << 22})
+	return benchStoreFS(b, flush, nil)
+}
+
+func benchStoreFS(b *testing.B, flush FlushDiskType, fs vfs.FS) *Store {
+	s, err := Open(b.TempDir(), &Options{FS: fs, FlushDiskType: flush, IndexSlots: 1 << 16, IndexEntries: 1 << 22})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,7 +125,15 @@ func BenchmarkAppendAsync(b *testing.B) {
 func BenchmarkAppendSync(b *testing.B) {
 	for _, appenders := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("1KiB-appenders=%d", appenders), func(b *testing.B) {
-			s := benchStore(b, SyncFlush)
+			benchAppendSync(b, appenders, nil)
+		})
+	}
+}
+
+func benchAppendSync(b *testing.B, appenders int, fs vfs.FS) {
+	{
+		{
+			s := benchStoreFS(b, SyncFlush, fs)
 			rec := int64(message.EncodedSize(benchMessage(1 << 10)))
 			b.SetBytes(rec)
 			syncs0 := s.syncs.Load()
@@ -145,7 +157,7 @@ func BenchmarkAppendSync(b *testing.B) {
 			reportRates(b, int64(b.N), int64(b.N)*rec)
 			b.ReportMetric(float64(syncs)/b.Elapsed().Seconds(), "fsyncs/s")
 			b.ReportMetric(float64(b.N)/float64(max(syncs, 1)), "msgs/fsync")
-		})
+		}
 	}
 }
 

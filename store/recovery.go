@@ -49,7 +49,8 @@ func (s *Store) recover() error {
 	mapFailed := func(err error) {
 		s.opts.Logger.Warn("store: segment not mapped, using pwrite", "err", err)
 	}
-	if s.log, err = openCommitLog(fsys, filepath.Join(s.dir, commitLogDir), s.opts.SegmentSize, mapFailed); err != nil {
+	noMap := s.opts.FlushDiskType == SyncFlush
+	if s.log, err = openCommitLog(fsys, filepath.Join(s.dir, commitLogDir), s.opts.SegmentSize, noMap, mapFailed); err != nil {
 		return err
 	}
 	if !s.opts.DisableIndex {
