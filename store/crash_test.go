@@ -24,6 +24,7 @@ const (
 	crashDirEnv   = "APOGEE_STORE_CRASH_DIR"
 	crashSeedEnv  = "APOGEE_STORE_CRASH_SEED"
 	crashFaultEnv = "APOGEE_STORE_CRASH_FAULTS"
+	crashAsyncEnv = "APOGEE_STORE_CRASH_ASYNC"
 )
 
 func crashOptions() *Options {
@@ -49,6 +50,9 @@ func TestCrashChild(t *testing.T) {
 	}
 	seed, _ := strconv.Atoi(os.Getenv(crashSeedEnv))
 	opts := crashOptions()
+	if os.Getenv(crashAsyncEnv) != "" {
+		opts.FlushDiskType = AsyncFlush // mapped segments; the page cache survives kill -9
+	}
 	if os.Getenv(crashFaultEnv) != "" {
 		// Fail one write or fsync of the commit log at a random point.
 		r := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -111,12 +115,15 @@ type ack struct {
 
 // runCrashChild starts a child, kills it with SIGKILL after d and returns
 // the messages it acknowledged.
-func runCrashChild(t *testing.T, dir string, seed int, faults bool, d time.Duration) []ack {
+func runCrashChild(t *testing.T, dir string, seed int, faults, async bool, d time.Duration) []ack {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSeedEnv+"="+strconv.Itoa(seed))
 	if faults {
 		cmd.Env = append(cmd.Env, crashFaultEnv+"=1")
+	}
+	if async {
+		cmd.Env = append(cmd.Env, crashAsyncEnv+"=1")
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -200,14 +207,20 @@ func verifyAfterCrash(t *testing.T, dir string, acks []ack) {
 }
 
 func TestCrashKill9(t *testing.T) {
-	testCrash(t, false)
+	testCrash(t, false, false)
+}
+
+// TestCrashKill9Async: under ASYNC_FLUSH an acknowledged message is in the
+// page cache (written through the mapping), which a process crash keeps.
+func TestCrashKill9Async(t *testing.T) {
+	testCrash(t, false, true)
 }
 
 func TestCrashKill9WithFaults(t *testing.T) {
-	testCrash(t, true)
+	testCrash(t, true, false)
 }
 
-func testCrash(t *testing.T, faults bool) {
+func testCrash(t *testing.T, faults, async bool) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -216,12 +229,12 @@ func testCrash(t *testing.T, faults bool) {
 	var all []ack
 	total := 0
 	for round := range 5 {
-		acks := runCrashChild(t, dir, round, faults, time.Duration(80+r.IntN(250))*time.Millisecond)
+		acks := runCrashChild(t, dir, round, faults, async, time.Duration(80+r.IntN(250))*time.Millisecond)
 		total += len(acks)
 		all = append(all, acks...)
 		verifyAfterCrash(t, dir, all)
 	}
-	t.Logf("%d acknowledged messages survived 5 kill -9 (faults=%t)", total, faults)
+	t.Logf("%d acknowledged messages survived 5 kill -9 (faults=%t, async=%t)", total, faults, async)
 	if total == 0 {
 		t.Fatal("children acknowledged nothing: the test tests nothing")
 	}

@@ -26,11 +26,14 @@
 // # Write path and durability
 //
 // Segments are allocated at full size when created (fallocate), so writing
-// into them can never hit ENOSPC or SIGBUS, and memory-mapped; a
-// background prefaulter keeps the pages ahead of the writer present. Append
+// into them can never hit ENOSPC or SIGBUS. Under AsyncFlush they are
+// memory-mapped and a background prefaulter keeps the pages ahead of the
+// writer present; under SyncFlush they are written with pwrite and read
+// with pread, because fsync of mapped pages costs more than the mapping
+// saves when fsyncs are frequent. Append
 // encodes the record outside the lock, then under the append lock
 // (Store.mu) assigns the queue offset, commit-log offset and store time,
-// copies the record into the mapping (a batch in one copy) and publishes
+// copies the record into the segment (a batch in one copy) and publishes
 // the new end. If a segment cannot be mapped it is written with pwrite
 // instead. An acknowledged append is always in the kernel page cache (never
 // in a user-space buffer), so it survives kill -9 in both flush modes.

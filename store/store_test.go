@@ -160,22 +160,28 @@ func TestPreparedMessagesSkipConsumeQueue(t *testing.T) {
 // TestGetMessagesAllocatesNothing is the pull-path promise: a warm
 // GetResult reads a batch of 32 messages without allocating.
 func TestGetMessagesAllocatesNothing(t *testing.T) {
-	s := openTest(t, t.TempDir(), testOptions())
-	defer s.Close()
-	for i := range 100 {
-		mustAppend(t, s, newMsg("T", 0, make([]byte, 500), "A", "", fmt.Sprint("U", i)))
-	}
-	waitDispatched(s)
-	var res GetResult
-	s.GetMessages("T", 0, 0, 32, nil, &res)
-	off := int64(0)
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := s.GetMessages("T", 0, off, 32, func(int64) bool { return true }, &res); err != nil || len(res.Records) != 32 {
-			t.Fatal(err, len(res.Records))
-		}
-		off = (off + 7) % 60
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per 32-message read", allocs)
+	for _, flush := range []FlushDiskType{AsyncFlush, SyncFlush} { // mapped and pread reads
+		t.Run(flush.String(), func(t *testing.T) {
+			opts := testOptions()
+			opts.FlushDiskType = flush
+			s := openTest(t, t.TempDir(), opts)
+			defer s.Close()
+			for i := range 100 {
+				mustAppend(t, s, newMsg("T", 0, make([]byte, 500), "A", "", fmt.Sprint("U", i)))
+			}
+			waitDispatched(s)
+			var res GetResult
+			s.GetMessages("T", 0, 0, 32, nil, &res)
+			off := int64(0)
+			allocs := testing.AllocsPerRun(50, func() {
+				if err := s.GetMessages("T", 0, off, 32, func(int64) bool { return true }, &res); err != nil || len(res.Records) != 32 {
+					t.Fatal(err, len(res.Records))
+				}
+				off = (off + 7) % 60
+			})
+			if allocs != 0 {
+				t.Fatalf("%.1f allocations per 32-message read", allocs)
+			}
+		})
 	}
 }
