@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 var apogeeBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	rlog.SetLogLevel("error")
 	dir, err := os.MkdirTemp("", "apogee-interop-")
 	if err != nil {
@@ -26,8 +28,11 @@ func TestMain(m *testing.M) {
 	}
 	apogeeBin = filepath.Join(dir, "apogee")
 	// Built from the main module, with its own go.sum, as users build it.
+	// The server is built with the race detector, so a data race in Apogee fails the test that saw it
+	// (the process exits non-zero). Benchmarks build it without, to measure real speed. The test binary
+	// itself runs without -race: the official client has data races of its own (its orderly consumer).
 	args := []string{"build", "-o", apogeeBin}
-	if raceEnabled {
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		args = append(args, "-race")
 	}
 	build := exec.Command("go", append(args, "./cmd/apogee")...)
