@@ -70,6 +70,12 @@ func openConsumeQueue(fs vfs.FS, dir string, entriesPerFile int, logMin, logEnd 
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Make the queue's directories durable: the checkpoint will promise
+	// entries in files under them.
+	topicDir := filepath.Dir(dir)
+	if err := errors.Join(fs.SyncDir(topicDir), fs.SyncDir(filepath.Dir(topicDir))); err != nil {
+		return nil, err
+	}
 	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
@@ -293,6 +299,10 @@ func (cq *consumeQueue) writePending() error {
 func (cq *consumeQueue) createFile(start int64) (*cqFile, error) {
 	f, err := cq.fs.OpenFile(filepath.Join(cq.dir, format.SegmentName(start)), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
+		return nil, err
+	}
+	if err := cq.fs.SyncDir(cq.dir); err != nil {
+		f.Close()
 		return nil, err
 	}
 	cf := &cqFile{start: start, file: f}

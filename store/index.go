@@ -85,7 +85,7 @@ func (ix *index) mapFile(name string, create bool) (*indexFile, error) {
 	}
 	size := format.IndexFileSize(ix.slots, ix.entries)
 	if create {
-		if err := f.Allocate(size); err != nil {
+		if err := errors.Join(f.Allocate(size), ix.fs.SyncDir(ix.dir)); err != nil {
 			f.Close()
 			ix.fs.Remove(path)
 			return nil, err

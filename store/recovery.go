@@ -58,6 +58,9 @@ func (s *Store) recover() error {
 			return err
 		}
 	}
+	if err := fsys.SyncDir(s.dir); err != nil { // the subdirectories just made
+		return err
+	}
 	start := max(cp.DispatchDurable, s.log.minOffset.Load())
 	if last := s.log.last(); last != nil {
 		size, err := last.file.Size()
