@@ -136,7 +136,7 @@ func benchAppendSync(b *testing.B, appenders int, fs vfs.FS) {
 			s := benchStoreFS(b, SyncFlush, fs)
 			rec := int64(message.EncodedSize(benchMessage(1 << 10)))
 			b.SetBytes(rec)
-			syncs0 := s.syncs.Load()
+			syncs0, nanos0 := s.syncs.Load(), s.syncNanos.Load()
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -157,6 +157,7 @@ func benchAppendSync(b *testing.B, appenders int, fs vfs.FS) {
 			reportRates(b, int64(b.N), int64(b.N)*rec)
 			b.ReportMetric(float64(syncs)/b.Elapsed().Seconds(), "fsyncs/s")
 			b.ReportMetric(float64(b.N)/float64(max(syncs, 1)), "msgs/fsync")
+			b.ReportMetric(float64(s.syncNanos.Load()-nanos0)/float64(max(syncs, 1))/1e3, "µs/fsync")
 		}
 	}
 }

@@ -51,6 +51,7 @@ type Store struct {
 	flushReq    chan struct{} // wakes the flusher (capacity 1)
 	prefaultReq chan struct{} // wakes the prefaulter (capacity 1)
 	syncs       atomic.Int64  // successful commit-log flushes, for Stats
+	syncNanos   atomic.Int64  // time spent in them
 
 	// cqs holds the consume queues; created by the dispatcher or Open.
 	cqs struct {
@@ -464,12 +465,14 @@ func (s *Store) flushTo(end int64) error {
 	if end <= from {
 		return nil
 	}
+	began := time.Now()
 	err := s.log.sync(from, end)
 	if err != nil {
 		err = s.fail(err)
 	}
 	if err == nil {
 		s.syncs.Add(1)
+		s.syncNanos.Add(int64(time.Since(began)))
 	}
 	s.flush.Lock()
 	if err == nil && end > s.flush.flushed {
@@ -554,22 +557,24 @@ func (s *Store) Flush(ctx context.Context) error {
 
 // Stats are counters for metrics.
 type Stats struct {
-	CommitLogSyncs    int64 // fsync rounds of the commit log (one per group commit)
-	CommitLogWritten  int64 // end offset of the commit log
-	CommitLogFlushed  int64 // durable end offset
-	DispatchedOffset  int64 // records below are in the consume queues
-	DiskFull, Stopped bool  // writes refused for space / after an I/O error
+	CommitLogSyncs    int64         // fsync rounds of the commit log (one per group commit)
+	CommitLogSyncTime time.Duration // total time spent in them
+	CommitLogWritten  int64         // end offset of the commit log
+	CommitLogFlushed  int64         // durable end offset
+	DispatchedOffset  int64         // records below are in the consume queues
+	DiskFull, Stopped bool          // writes refused for space / after an I/O error
 }
 
 // Stats returns current counters.
 func (s *Store) Stats() Stats {
 	return Stats{
-		CommitLogSyncs:   s.syncs.Load(),
-		CommitLogWritten: s.log.written.Load(),
-		CommitLogFlushed: s.FlushedOffset(),
-		DispatchedOffset: s.dispatched.Load(),
-		DiskFull:         s.diskFull.Load(),
-		Stopped:          s.stickyErr() != nil,
+		CommitLogSyncs:    s.syncs.Load(),
+		CommitLogSyncTime: time.Duration(s.syncNanos.Load()),
+		CommitLogWritten:  s.log.written.Load(),
+		CommitLogFlushed:  s.FlushedOffset(),
+		DispatchedOffset:  s.dispatched.Load(),
+		DiskFull:          s.diskFull.Load(),
+		Stopped:           s.stickyErr() != nil,
 	}
 }
 
