@@ -175,7 +175,8 @@ func (cl *commitLog) close() error {
 	return errors.Join(errs...)
 }
 
-// segmentFor returns the segment holding offset, or nil.
+// segmentForLocked returns the segment holding offset, or nil. cl.mu must
+// be held.
 func (cl *commitLog) segmentForLocked(offset int64) *segment {
 	segs := cl.mu.segments
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].start+cl.segmentSize > offset })
@@ -278,9 +279,9 @@ func (cl *commitLog) removeSegments(keep func(*segment) bool, max int) (removed 
 type scanner struct {
 	cl  *commitLog
 	buf []byte
-	// window: buf[lo:hi] holds commit-log bytes [base+lo, base+hi).
+	// buf[:hi] holds commit-log bytes [base, base+hi) (unmapped segments).
 	base   int64
-	lo, hi int
+	hi     int
 	off    int64 // offset of the next record
 	seg    *segment
 	segLen int64 // file size of seg
@@ -296,55 +297,55 @@ func (cl *commitLog) newScanner(from int64) *scanner {
 // PHYSICALOFFSET matches its position), skipping blank markers into the next
 // segment. At the end of the valid log it returns ok=false with err nil when
 // the log ends cleanly, or with the corruption found.
-func (sc *scanner) next() (rec []byte, view message.RecordView, ok bool, err error) {
+func (sc *scanner) next() (view message.RecordView, ok bool, err error) {
 	for {
 		if sc.seg == nil || sc.off >= sc.seg.start+sc.cl.segmentSize {
 			sc.cl.mu.RLock()
 			sc.seg = sc.cl.segmentForLocked(sc.off)
 			sc.cl.mu.RUnlock()
 			if sc.seg == nil {
-				return nil, view, false, nil
+				return view, false, nil
 			}
 			if sc.segLen, err = sc.seg.file.Size(); err != nil {
-				return nil, view, false, err
+				return view, false, err
 			}
-			sc.lo, sc.hi, sc.base = 0, 0, sc.off
+			sc.hi, sc.base = 0, sc.off
 		}
 		pos := sc.off - sc.seg.start // position in the file
 		if pos+format.BlankSize > sc.segLen {
-			return nil, view, false, nil // end of the file
+			return view, false, nil // end of the file
 		}
 		b, err := sc.window(8)
 		if err != nil {
-			return nil, view, false, err
+			return view, false, err
 		}
 		size, magic, _ := message.PeekSize(b)
 		if size == 0 && magic == 0 {
-			return nil, view, false, nil // end of written data: allocated zeros
+			return view, false, nil // end of written data: allocated zeros
 		}
 		if magic == message.MagicBlank {
 			if int64(size) != sc.seg.start+sc.cl.segmentSize-sc.off || size < format.BlankSize {
-				return nil, view, false, fmt.Errorf("%w: blank marker of %d bytes at %d", message.ErrCorrupt, size, sc.off)
+				return view, false, fmt.Errorf("%w: blank marker of %d bytes at %d", message.ErrCorrupt, size, sc.off)
 			}
 			sc.off += int64(size)
 			sc.seg = nil
 			continue
 		}
 		if size < message.MinRecordSize || int64(size) > sc.cl.segmentSize-pos-format.BlankSize {
-			return nil, view, false, fmt.Errorf("%w: record size %d at %d", message.ErrCorrupt, size, sc.off)
+			return view, false, fmt.Errorf("%w: record size %d at %d", message.ErrCorrupt, size, sc.off)
 		}
 		if b, err = sc.window(int(size)); err != nil {
-			return nil, view, false, err
+			return view, false, err
 		}
 		view, err = message.ParseRecord(b, true)
 		if err != nil {
-			return nil, view, false, fmt.Errorf("at %d: %w", sc.off, err)
+			return view, false, fmt.Errorf("at %d: %w", sc.off, err)
 		}
 		if view.CommitLogOffset != sc.off {
-			return nil, view, false, fmt.Errorf("%w: record at %d says it is at %d", message.ErrCorrupt, sc.off, view.CommitLogOffset)
+			return view, false, fmt.Errorf("%w: record at %d says it is at %d", message.ErrCorrupt, sc.off, view.CommitLogOffset)
 		}
 		sc.off += int64(size)
-		return b, view, true, nil
+		return view, true, nil
 	}
 }
 
@@ -360,7 +361,7 @@ func (sc *scanner) window(n int) ([]byte, error) {
 		return d[pos : pos+int64(n)], nil
 	}
 	start := int(sc.off - sc.base)
-	if start >= sc.lo && start+n <= sc.hi {
+	if start+n <= sc.hi {
 		return sc.buf[start : start+n], nil
 	}
 	if n > len(sc.buf) {
@@ -378,7 +379,7 @@ func (sc *scanner) window(n int) ([]byte, error) {
 		}
 		return nil, err
 	}
-	sc.base, sc.lo, sc.hi = sc.off, 0, got
+	sc.base, sc.hi = sc.off, got
 	return sc.buf[:n], nil
 }
 

@@ -118,7 +118,7 @@ func (s *Store) redispatch(start int64) (end int64, records int, torn, err error
 	items := make([]dispatchItem, 0, 4096)
 	end = start
 	for {
-		_, view, ok, err := sc.next()
+		view, ok, err := sc.next()
 		if !ok {
 			if err != nil && !message.IsCorrupt(err) {
 				return 0, 0, nil, err
