@@ -249,21 +249,29 @@ func (cq *consumeQueue) read(b []byte, offset int64) (int, error) {
 	return done, nil
 }
 
+// next returns the queue offset the next added entry must have.
+// Dispatcher only.
+func (cq *consumeQueue) next() int64 {
+	return cq.maxOffset.Load() + int64(len(cq.pending)/format.CQUnitSize)
+}
+
 // add buffers an entry for queue offset offset. Entries below the queue's
 // end are already present (a redispatch after recovery) and are skipped.
-// Dispatcher only.
-func (cq *consumeQueue) add(offset int64, u format.CQUnit) {
-	next := cq.maxOffset.Load() + int64(len(cq.pending)/format.CQUnitSize)
+// An offset past the end would leave a hole; add refuses it and returns
+// false (recovery checks records before they get here, so at run time it
+// means a bug). Dispatcher only.
+func (cq *consumeQueue) add(offset int64, u format.CQUnit) bool {
+	next := cq.next()
 	if offset < next {
-		return
+		return true
 	}
-	for offset > next { // a hole: keep positions right, readers skip zero units
-		cq.pending = append(cq.pending, make([]byte, format.CQUnitSize)...)
-		next++
+	if offset > next {
+		return false
 	}
 	var b [format.CQUnitSize]byte
 	format.EncodeCQUnit(b[:], u)
 	cq.pending = append(cq.pending, b[:]...)
+	return true
 }
 
 // writePending writes the buffered entries and publishes them by advancing

@@ -72,7 +72,10 @@ func (s *Store) dispatch(items []dispatchItem) {
 		if len(cq.pending) == 0 {
 			queues = append(queues, cq)
 		}
-		cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode})
+		if !cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode}) {
+			s.fail(fmt.Errorf("record at %d has queue offset %d, queue %s/%d is at %d",
+				it.offset, it.queueOffset, it.topic, it.queueID, cq.next()))
+		}
 	}
 	last := &items[len(items)-1]
 	s.writeQueues(queues, last.offset+int64(last.size))

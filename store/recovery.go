@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -116,9 +117,28 @@ func (s *Store) recover() error {
 func (s *Store) redispatch(start int64) (end int64, records int, torn, err error) {
 	sc := s.log.newScanner(start)
 	items := make([]dispatchItem, 0, 4096)
+	// next is the queue offset each queue expects. A record past it would
+	// leave a hole: BODYCRC does not cover the header, so that is how a
+	// damaged QUEUEOFFSET, QUEUEID or topic shows; it ends the log.
+	next := make(map[queueKey]int64)
 	end = start
 	for {
 		view, ok, err := sc.next()
+		if ok && isConsumable(view.SysFlag) {
+			key := queueKey{string(view.Topic), view.QueueID}
+			want, seen := next[key]
+			if !seen {
+				if cq := s.queue(key.topic, key.queueID); cq != nil {
+					want = cq.next()
+				}
+			}
+			if view.QueueOffset > want {
+				ok, err = false, fmt.Errorf("%w: record at %d has queue offset %d, queue %s/%d is at %d",
+					message.ErrCorrupt, view.CommitLogOffset, view.QueueOffset, key.topic, key.queueID, want)
+			} else {
+				next[key] = max(want, view.QueueOffset+1)
+			}
+		}
 		if !ok {
 			if err != nil && !message.IsCorrupt(err) {
 				return 0, 0, nil, err

@@ -11,11 +11,11 @@ import (
 )
 
 // TestRecoveryTornTail crashes, then damages the last record the way a torn
-// write would (a bad body byte) and leaves garbage after it; recovery must
-// cut the log at that record, keep everything before, and accept appends
-// at the cut.
+// write or a bit flip would and leaves garbage after it; recovery must cut
+// the log at that record, keep everything before, and accept appends at the
+// cut.
 func TestRecoveryTornTail(t *testing.T) {
-	for _, damage := range []string{"body", "size", "half"} {
+	for _, damage := range []string{"body", "size", "half", "queueoffset"} {
 		t.Run(damage, func(t *testing.T) {
 			dir := t.TempDir()
 			opts := testOptions()
@@ -40,6 +40,8 @@ func TestRecoveryTornTail(t *testing.T) {
 				f.WriteAt([]byte{0x7F}, pos)
 			case "half": // only the first half of the record reached the file
 				f.WriteAt(make([]byte, last.WroteBytes/2), pos+int64(last.WroteBytes/2))
+			case "queueoffset": // BODYCRC does not cover the header
+				f.WriteAt([]byte{0x7F}, pos+20+7)
 			}
 			f.WriteAt([]byte("garbage after the tail"), pos+int64(last.WroteBytes)+100)
 			f.Close()
