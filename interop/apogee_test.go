@@ -42,10 +42,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building apogee:", err)
 		os.Exit(1)
 	}
-	// Broadcasting consumers of the official client keep offsets under $HOME; keep them in the test's
-	// own directory (after the build, which needs the real module cache).
-	os.Setenv("HOME", dir)
 	code := m.Run()
+	removeLocalOffsets()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

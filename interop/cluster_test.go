@@ -3,6 +3,8 @@ package interop
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +41,29 @@ func startDev(t testing.TB, dataDir string, extra ...string) *devCluster {
 // IP@PID unless an instance name is set.
 var instanceSeq atomic.Int64
 
-func instanceName() string { return fmt.Sprintf("it%d", instanceSeq.Add(1)) }
+// instanceName is unique across runs too: broadcasting consumers keep offsets in files named after
+// it (see removeLocalOffsets).
+func instanceName() string { return fmt.Sprintf("it%d-%d", os.Getpid(), instanceSeq.Add(1)) }
+
+// removeLocalOffsets deletes the offset files this run's broadcasting consumers left under
+// $HOME/.rocketmq_client_go (the client picks that directory when it loads, from the real HOME).
+func removeLocalOffsets() {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return
+	}
+	root := filepath.Join(home, ".rocketmq_client_go")
+	mine := fmt.Sprintf("*@it%d-*", os.Getpid())
+	// v2.1.2 names the files <group>/<clientID>/offset.json (its arguments are swapped); accept both.
+	for _, pattern := range []string{filepath.Join(root, mine), filepath.Join(root, "*", mine)} {
+		dirs, _ := filepath.Glob(pattern)
+		for _, d := range dirs {
+			os.RemoveAll(d)
+			os.Remove(filepath.Dir(d)) // the group directory, if now empty
+		}
+	}
+	os.Remove(root) // if now empty
+}
 
 func newProducer(t testing.TB, ns string, opts ...producer.Option) rocketmq.Producer {
 	t.Helper()
