@@ -3,6 +3,7 @@ package message
 import (
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // Message is one message as the broker stores and delivers it.
@@ -73,9 +74,20 @@ func (m *Message) TagsCode() int64 { return TagsCode(m.Tags()) }
 // TagsCode returns the Java String.hashCode of tag (computed over UTF-16 code
 // units, as an int32), sign-extended to int64 the way RocketMQ stores it in
 // the consume queue. An empty tag has code 0.
-func TagsCode(tag string) int64 {
-	var h int32
-	for _, r := range tag {
+func TagsCode(tag string) int64 { return int64(HashMore(0, tag)) }
+
+// HashMore continues a Java String.hashCode computation: HashMore(h(a), b)
+// is h(a+b), counting UTF-16 code units as Java does. HashMore(0, s) is the
+// hash of s.
+func HashMore(h int32, s string) int32 {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x80 { // ASCII fast path
+			h = 31*h + int32(c)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size - 1
 		if r >= 0x10000 {
 			// Supplementary characters are two UTF-16 code units.
 			r -= 0x10000
@@ -85,5 +97,5 @@ func TagsCode(tag string) int64 {
 		}
 		h = 31*h + int32(r)
 	}
-	return int64(h)
+	return h
 }

@@ -1,7 +1,9 @@
 package message
 
 import (
+	"bytes"
 	"errors"
+	"iter"
 	"slices"
 	"strings"
 )
@@ -79,32 +81,38 @@ func ParseProperties(s string) map[string]string {
 // without allocating. It applies the same rules as ParseProperties; if a name
 // appears more than once the last value wins.
 func LookupProperty(props []byte, name string) (value []byte, ok bool) {
-	for len(props) > 0 {
-		end := indexByte(props, PropertySeparator)
-		item := props
-		if end >= 0 {
-			item, props = props[:end], props[end+1:]
-		} else {
-			props = nil
-		}
-		sep := indexByte(item, NameValueSeparator)
-		if sep <= 0 || sep == len(item)-1 {
-			continue
-		}
-		if string(item[:sep]) == name {
-			value, ok = item[sep+1:], true
+	for n, v := range Properties(props) {
+		if string(n) == name {
+			value, ok = v, true
 		}
 	}
 	return value, ok
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
+
+// Properties iterates over the items of an encoded properties string
+// without allocating, with the rules of ParseProperties (items without
+// \x01, or with an empty name or value, are skipped). The slices alias
+// props.
+func Properties(props []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func(name, value []byte) bool) {
+		for len(props) > 0 {
+			item := props
+			if end := indexByte(props, PropertySeparator); end >= 0 {
+				item, props = props[:end], props[end+1:]
+			} else {
+				props = nil
+			}
+			sep := indexByte(item, NameValueSeparator)
+			if sep <= 0 || sep == len(item)-1 {
+				continue
+			}
+			if !yield(item[:sep], item[sep+1:]) {
+				return
+			}
 		}
 	}
-	return -1
 }
 
 // AppendProperties appends the encoding of props to dst, names in sorted

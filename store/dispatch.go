@@ -154,14 +154,20 @@ func (s *Store) queueForDispatch(topic string, queueID int32) (*consumeQueue, er
 }
 
 // dispatchItemOf describes a parsed record for the dispatcher.
-func dispatchItemOf(v *message.RecordView) dispatchItem {
-	tags, _ := message.LookupProperty(v.Properties, message.PropertyTags)
-	keys, _ := message.LookupProperty(v.Properties, message.PropertyKeys)
-	uniq, _ := message.LookupProperty(v.Properties, message.PropertyUniqKey)
-	return dispatchItem{
-		topic: string(v.Topic), queueID: v.QueueID, queueOffset: v.QueueOffset, consumable: isConsumable(v.SysFlag),
-		offset: v.CommitLogOffset,
-		size:   v.TotalSize, tagsCode: message.TagsCode(string(tags)), storeTimestamp: v.StoreTimestamp,
-		keys: string(keys), uniqKey: string(uniq),
+func dispatchItemOf(v *message.RecordView, topic string) dispatchItem {
+	it := dispatchItem{
+		topic: topic, queueID: v.QueueID, queueOffset: v.QueueOffset, consumable: isConsumable(v.SysFlag),
+		offset: v.CommitLogOffset, size: v.TotalSize, storeTimestamp: v.StoreTimestamp,
 	}
+	for name, value := range message.Properties(v.Properties) { // one pass for the three
+		switch string(name) {
+		case message.PropertyTags:
+			it.tagsCode = int64(message.HashMore(0, string(value)))
+		case message.PropertyKeys:
+			it.keys = string(value)
+		case message.PropertyUniqKey:
+			it.uniqKey = string(value)
+		}
+	}
+	return it
 }

@@ -128,6 +128,7 @@ func (ix *index) add(topic, key string, off, storeTimestamp int64) error {
 			return nil
 		}
 		if int(xf.hdr.EntryCount) >= xf.entries {
+			format.EncodeIndexHeader(xf.data, xf.hdr)
 			xf = nil
 		}
 	}
@@ -163,7 +164,9 @@ func (ix *index) add(topic, key string, off, storeTimestamp int64) error {
 	}
 	h.EntryCount = n
 	h.EndTimestamp, h.EndPhyOffset = max(h.EndTimestamp, storeTimestamp), off
-	format.EncodeIndexHeader(xf.data, *h)
+	// The header is written to the file at sync and close, not per entry:
+	// a stale header after a crash only hides entries past it, which
+	// recovery re-adds (readers check entry numbers against it).
 	ix.dirty = true
 	return nil
 }
@@ -208,6 +211,9 @@ func (ix *index) sync() error {
 	ix.dirty = false
 	// The previous file may have filled since the last sync.
 	files := ix.mu.files[max(0, len(ix.mu.files)-2):]
+	for _, xf := range files {
+		format.EncodeIndexHeader(xf.data, xf.hdr)
+	}
 	ix.mu.Unlock()
 	for _, xf := range files {
 		if err := xf.file.Sync(); err != nil {
@@ -240,6 +246,7 @@ func (ix *index) close() error {
 	defer ix.mu.Unlock()
 	var errs []error
 	for _, xf := range ix.mu.files {
+		format.EncodeIndexHeader(xf.data, xf.hdr)
 		errs = append(errs, xf.close())
 	}
 	ix.mu.files = nil

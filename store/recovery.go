@@ -121,11 +121,20 @@ func (s *Store) redispatch(start int64) (end int64, records int, torn, err error
 	// leave a hole: BODYCRC does not cover the header, so that is how a
 	// damaged QUEUEOFFSET, QUEUEID or topic shows; it ends the log.
 	next := make(map[queueKey]int64)
+	topics := make(map[string]string) // one string per topic, not per record
 	end = start
 	for {
 		view, ok, err := sc.next()
+		topic := ""
+		if ok {
+			var known bool
+			if topic, known = topics[string(view.Topic)]; !known {
+				topic = string(view.Topic)
+				topics[topic] = topic
+			}
+		}
 		if ok && isConsumable(view.SysFlag) {
-			key := queueKey{string(view.Topic), view.QueueID}
+			key := queueKey{topic, view.QueueID}
 			want, seen := next[key]
 			if !seen {
 				if cq := s.queue(key.topic, key.queueID); cq != nil {
@@ -149,7 +158,7 @@ func (s *Store) redispatch(start int64) (end int64, records int, torn, err error
 			}
 			break
 		}
-		items = append(items, dispatchItemOf(&view))
+		items = append(items, dispatchItemOf(&view, topic))
 		records++
 		end = sc.off
 		if len(items) == cap(items) {

@@ -181,9 +181,8 @@ func DecodeIndexEntry(b []byte) IndexEntry {
 // IndexKeyHash is the hash of an index key: Java's hashCode of
 // "topic#key", made non-negative.
 func IndexKeyHash(topic, key string) int32 {
-	h := int32(message.TagsCode(topic))
-	h = 31*h + '#'
-	h = int32(message.TagsCode(key)) + h*pow31(len16(key))
+	h := message.HashMore(message.HashMore(0, topic), "#")
+	h = message.HashMore(h, key)
 	if h < 0 {
 		h = -h
 		if h < 0 {
@@ -191,26 +190,6 @@ func IndexKeyHash(topic, key string) int32 {
 		}
 	}
 	return h
-}
-
-// len16 returns the number of UTF-16 code units of s.
-func len16(s string) int {
-	n := 0
-	for _, r := range s {
-		if r >= 0x10000 {
-			n++
-		}
-		n++
-	}
-	return n
-}
-
-func pow31(n int) int32 {
-	p := int32(1)
-	for range n {
-		p *= 31
-	}
-	return p
 }
 
 // CheckpointSize is the size of the checkpoint file.
