@@ -63,7 +63,8 @@
 // and index and writes the checkpoint (temp file, fsync, rename, fsync dir):
 // the commit log is durable below CommitLogFlushed, and queues and index
 // below DispatchDurable. Open re-validates every record from DispatchDurable
-// to the end of the files (size, magic, body CRC, position), cuts the log at
+// to the end of the files (size, magic, body CRC, position, and that each
+// queue offset follows the previous one of its queue), cuts the log at
 // the first failure (a torn tail), redispatches those records (entries that
 // are already present are skipped), and cuts consume-queue entries that
 // point past the end. A clean Close writes a final checkpoint and removes the
