@@ -36,6 +36,7 @@ type Broker struct {
 	locks   *queueLocks
 	waiters *pullWaiters
 	sched   *scheduler
+	txns    *transactions
 
 	rpc      *transport.Server
 	nsClient *transport.Client
@@ -108,6 +109,11 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	if b.store, err = store.Open(root, &sopts); err != nil {
 		return nil, fmt.Errorf("broker: open store: %w", err)
 	}
+	b.txns = newTransactions(b)
+	if err := b.txns.load(); err != nil {
+		b.store.Close()
+		return nil, fmt.Errorf("broker: load transactions: %w", err)
+	}
 	if info := b.store.Recovery(); !info.Clean {
 		b.log.Warn("recovered after an unclean stop", "revalidated_records", info.Records,
 			"from", info.From, "to", info.To, "torn_tail", fmt.Sprint(info.TornTail), "took", info.Duration)
@@ -126,6 +132,7 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	b.startLoop(b.offsetFlushLoop)
 	b.startLoop(b.clientExpiryLoop)
 	b.sched.start()
+	b.startLoop(b.txns.checkLoop)
 	b.log.Info("broker serving", "addr", b.addr, "cluster", opts.BrokerClusterName, "broker", opts.BrokerName,
 		"id", opts.BrokerID, "flush", opts.Store.FlushDiskType, "namesrv", opts.NamesrvAddr)
 	return b, nil

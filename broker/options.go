@@ -88,6 +88,17 @@ type Options struct {
 	// TraceOn is returned as TRACE_ON on sends. Default true.
 	TraceOn *bool
 
+	// TransactionTimeout is how old an unresolved half message must be before it is checked back.
+	// Default 6 s.
+	TransactionTimeout time.Duration
+	// TransactionCheckInterval is how often unresolved half messages are checked back. Default 30 s.
+	TransactionCheckInterval time.Duration
+	// TransactionCheckMax is how many check-backs a half message gets before it is parked in
+	// TRANS_CHECK_MAX_TIME_TOPIC. Default 15.
+	TransactionCheckMax int
+	// RejectTransactionMessage refuses transactional sends. Default false.
+	RejectTransactionMessage *bool
+
 	// Store configures the message store; its fields are set from the store keys of broker.conf
 	// (flushDiskType, mappedFileSizeCommitLog, fileReservedTime, deleteWhen, maxMessageSize, ...).
 	Store store.Options
@@ -150,6 +161,18 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.RegionID == "" {
 		o.RegionID = "DefaultRegion"
+	}
+	if o.TransactionTimeout <= 0 {
+		o.TransactionTimeout = 6 * time.Second
+	}
+	if o.TransactionCheckInterval <= 0 {
+		o.TransactionCheckInterval = 30 * time.Second
+	}
+	if o.TransactionCheckMax <= 0 {
+		o.TransactionCheckMax = 15
+	}
+	if o.RejectTransactionMessage == nil {
+		o.RejectTransactionMessage = boolPtr(false)
 	}
 	if o.TraceOn == nil {
 		o.TraceOn = boolPtr(true)
@@ -265,18 +288,6 @@ func stringKey(dst func(o *Options) *string) key {
 	}
 }
 
-// ratioKey is a percentage in broker.conf and a ratio in store.Options.
-func ratioKey(dst func(o *Options) *float64) key {
-	return key{
-		set: func(o *Options, v string) error {
-			n, err := strconv.ParseFloat(v, 64)
-			*dst(o) = n / 100
-			return err
-		},
-		get: func(o *Options) string { return strconv.FormatFloat(*dst(o)*100, 'f', -1, 64) },
-	}
-}
-
 // keys is the table of broker.conf keys Apogee understands.
 var keys = map[string]key{
 	"brokerClusterName": stringKey(func(o *Options) *string { return &o.BrokerClusterName }),
@@ -344,64 +355,19 @@ var keys = map[string]key{
 	"shortPollingTimeMills":       msKey(func(o *Options) *time.Duration { return &o.ShortPollingTime }),
 	"messageDelayLevel":           stringKey(func(o *Options) *string { return &o.MessageDelayLevel }),
 	"regionId":                    stringKey(func(o *Options) *string { return &o.RegionID }),
-
-	// Store settings.
-	"flushDiskType": {
-		set: func(o *Options, v string) error {
-			switch strings.ToUpper(v) {
-			case "ASYNC_FLUSH":
-				o.Store.FlushDiskType = store.AsyncFlush
-			case "SYNC_FLUSH":
-				o.Store.FlushDiskType = store.SyncFlush
-			default:
-				return errors.New("want ASYNC_FLUSH or SYNC_FLUSH")
-			}
-			return nil
-		},
-		get: func(o *Options) string {
-			if o.Store.FlushDiskType == store.SyncFlush {
-				return "SYNC_FLUSH"
-			}
-			return "ASYNC_FLUSH"
-		},
+	"transactionTimeOut":          msKey(func(o *Options) *time.Duration { return &o.TransactionTimeout }),
+	"transactionCheckInterval":    msKey(func(o *Options) *time.Duration { return &o.TransactionCheckInterval }),
+	"transactionCheckMax": {
+		set: func(o *Options, v string) error { n, err := strconv.Atoi(v); o.TransactionCheckMax = n; return err },
+		get: func(o *Options) string { return strconv.Itoa(o.TransactionCheckMax) },
 	},
-	"mappedFileSizeCommitLog": {
-		set: func(o *Options, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			o.Store.SegmentSize = n
-			return err
-		},
-		get: func(o *Options) string { return strconv.FormatInt(o.Store.SegmentSize, 10) },
-	},
-	"fileReservedTime": {
-		set: func(o *Options, v string) error {
-			n, err := strconv.ParseFloat(v, 64)
-			o.Store.FileReservedTime = time.Duration(n * float64(time.Hour))
-			return err
-		},
-		get: func(o *Options) string { return strconv.FormatFloat(o.Store.FileReservedTime.Hours(), 'f', -1, 64) },
-	},
-	"deleteWhen": stringKey(func(o *Options) *string { return &o.Store.DeleteWhen }),
-	"maxMessageSize": {
-		set: func(o *Options, v string) error { n, err := strconv.Atoi(v); o.Store.MaxMessageSize = n; return err },
-		get: func(o *Options) string { return strconv.Itoa(o.Store.MaxMessageSize) },
-	},
-	"flushIntervalCommitLog": msKey(func(o *Options) *time.Duration { return &o.Store.FlushInterval }),
-	"syncFlushTimeout":       msKey(func(o *Options) *time.Duration { return &o.Store.SyncFlushTimeout }),
-	"diskMaxUsedSpaceRatio":  ratioKey(func(o *Options) *float64 { return &o.Store.DiskMaxUsedRatio }),
-	"messageIndexEnable": {
-		set: func(o *Options, v string) error {
-			b, err := strconv.ParseBool(v)
-			o.Store.DisableIndex = !b
-			return err
-		},
-		get: func(o *Options) string { return strconv.FormatBool(!o.Store.DisableIndex) },
-	},
+	"rejectTransactionMessage": boolKey(func(o *Options) **bool { return &o.RejectTransactionMessage }),
 }
 
 // aliases are older spellings RocketMQ still accepts.
 var aliases = map[string]string{
-	"mapedFileSizeCommitLog": "mappedFileSizeCommitLog",
+	"mapedFileSizeCommitLog":    "mappedFileSizeCommitLog",
+	"mapedFileSizeConsumeQueue": "mappedFileSizeConsumeQueue",
 }
 
 // ignoredKeys are RocketMQ settings that have no meaning for Apogee (JVM thread pools and the like):
@@ -434,13 +400,17 @@ func (o *Options) ApplyMap(kv map[string]string) (unknown []string, err error) {
 		if a, ok := aliases[name]; ok {
 			canonical = a
 		}
-		k, ok := keys[canonical]
-		switch {
-		case ok:
+		if k, ok := keys[canonical]; ok {
 			if err := k.set(o, v); err != nil {
 				errs = append(errs, fmt.Errorf("broker config: %s=%q: %v", name, v, err))
 			}
-		case ignoredKeys[name]:
+			continue
+		}
+		known, err := o.Store.Set(canonical, v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("broker config: %s=%q: %v", name, v, err))
+		case known, ignoredKeys[name]:
 		default:
 			unknown = append(unknown, name)
 		}
@@ -448,9 +418,10 @@ func (o *Options) ApplyMap(kv map[string]string) (unknown []string, err error) {
 	return unknown, errors.Join(errs...)
 }
 
-// String renders the options as broker.conf text; Apply of the result restores them.
+// String renders the options, the store's included, as broker.conf text; Apply of the result
+// restores them.
 func (o *Options) String() string {
-	kv := make(map[string]string, len(keys))
+	kv, _ := props.Parse(o.Store.String())
 	for name, k := range keys {
 		kv[name] = k.get(o)
 	}

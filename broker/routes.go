@@ -46,6 +46,8 @@ func (b *Broker) routes(mux *transport.Mux) {
 	mux.HandleFunc(code.GetAllConsumerOffset, b.handleAllConsumerOffsets)
 	// sendback.go
 	mux.HandleFunc(code.ConsumerSendMsgBack, b.handleSendBack)
+	// transaction.go
+	mux.HandleFunc(code.EndTransaction, b.handleEndTransaction)
 	// clientcalls.go
 	mux.HandleFunc(code.GetConsumerRunningInfo, b.handleConsumerRunningInfo)
 	mux.HandleFunc(code.InvokeBrokerToResetOffset, b.handleResetOffset)

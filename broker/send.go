@@ -154,14 +154,20 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 			return resp
 		}
 	}
+	var res store.AppendResult
 	if msgs[0].Property(message.PropertyTransactionPrepared) == "true" {
-		return b.sendError(code.NoPermission, "transactional messages are not supported by this broker yet")
+		if len(msgs) > 1 {
+			return b.sendError(code.MessageIllegal, "transactional messages cannot be batched")
+		}
+		if isTrue(b.opts.RejectTransactionMessage) {
+			return b.sendError(code.NoPermission, "the broker[%s] sending transaction message is forbidden (rejectTransactionMessage=true)", b.addr)
+		}
+		res, err = b.txns.storeHalf(ctx, msgs[0])
+		return b.appendResponse(msgs, res, err)
 	}
 	if resp := b.divertDelayed(msgs); resp != nil {
 		return resp
 	}
-
-	var res store.AppendResult
 	if len(msgs) == 1 && !h.batch {
 		res, err = b.store.Append(ctx, msgs[0])
 	} else {

@@ -15,7 +15,7 @@ import (
 //
 //	go test -run '^$' -bench OfficialClientSyncSend -benchtime 20000x ./
 func BenchmarkOfficialClientSyncSend(b *testing.B) {
-	dc := startDev(b, "")
+	dc := startDev(b, "", nil)
 	p := newProducer(b, dc.ns)
 	body := make([]byte, 1024)
 	ctx := context.Background()

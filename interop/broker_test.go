@@ -28,7 +28,7 @@ import (
 // delivered, with the send results the client expects.
 func TestSendModes(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -106,7 +106,7 @@ func TestSendModes(t *testing.T) {
 // consumed, duplicates are rare, and both members get work.
 func TestClusteringTwoMembers(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic, group = "Clustered", "clustered-cg"
 	sendN(t, p, topic, 1, "warmup") // creates the topic so both consumers find a route
@@ -155,7 +155,7 @@ func TestClusteringTwoMembers(t *testing.T) {
 // TestBroadcasting: every consumer of a broadcasting group receives every message.
 func TestBroadcasting(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic = "Broadcast"
 	sendN(t, p, topic, 30, "b")
@@ -174,7 +174,7 @@ func TestBroadcasting(t *testing.T) {
 // TestTagFiltering: a TAG subscription gets only its tags, and the broker filters before sending.
 func TestTagFiltering(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic = "Tagged"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -237,7 +237,7 @@ func TestTagFiltering(t *testing.T) {
 // messages in the order they were sent.
 func TestOrderlyConsumption(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns, producer.WithQueueSelector(producer.NewHashQueueSelector()))
 	const topic, keys, perKey = "Ordered", 4, 25
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -297,7 +297,7 @@ func TestOrderlyConsumption(t *testing.T) {
 // TestPullConsumer: the v2.1.2 pull consumer (which asks for maxMsgNums=0) gets every message.
 func TestPullConsumer(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic, n = "Pulled", 20
 	sendN(t, p, topic, n, "p")
@@ -335,7 +335,7 @@ func TestPullConsumer(t *testing.T) {
 // TestOffsetsResumeAfterRestart: a consumer group restarted later continues where it stopped.
 func TestOffsetsResumeAfterRestart(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic, group = "Resumed", "resume-cg"
 	sendN(t, p, topic, 40, "first")
@@ -368,7 +368,7 @@ func TestOffsetsResumeAfterRestart(t *testing.T) {
 // default of 4 queues, and the NameServer routes it at once.
 func TestTopicAutoCreation(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	sendN(t, p, "AutoCreated", 1, "a")
 	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{dc.ns})))
@@ -386,7 +386,7 @@ func TestTopicAutoCreation(t *testing.T) {
 // a remark naming the limit, and the next send works.
 func TestOversizedMessageRefused(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns, producer.WithRetry(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

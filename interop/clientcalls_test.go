@@ -19,7 +19,7 @@ import (
 // consumer consumes the topic again.
 func TestBrokerToClientCalls(t *testing.T) {
 	t.Parallel()
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	const topic, group, n = "Rewound", "rewind-cg", 20
 	sendN(t, p, topic, n, "r")

@@ -25,13 +25,19 @@ type devCluster struct {
 	dataDir string
 }
 
-// startDev runs `apogee dev` on free loopback ports with its data in a fresh directory (or dataDir).
-func startDev(t testing.TB, dataDir string, extra ...string) *devCluster {
+// testStoreConf keeps each test cluster's disk footprint small: the defaults preallocate a 1 GiB
+// commit-log segment and a 400 MiB index file, and many clusters run at once.
+var testStoreConf = []string{"mappedFileSizeCommitLog=67108864", "maxHashSlotNum=20000", "maxIndexNum=80000"}
+
+// startDev runs `apogee dev` on free loopback ports with its data in a fresh directory (or dataDir),
+// configured by broker.conf lines on top of testStoreConf.
+func startDev(t testing.TB, dataDir string, conf []string, extra ...string) *devCluster {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	args := append([]string{"dev", listenArg("namesrv-listen"), listenArg("broker-listen"), "--data-dir", dataDir}, extra...)
+	args := append([]string{"dev", listenArg("namesrv-listen"), listenArg("broker-listen"), "--data-dir", dataDir,
+		"-c", brokerConf(t, append(testStoreConf, conf...)...)}, extra...)
 	proc, addrs := startApogee(t, []string{"namesrv", "broker"}, args...)
 	return &devCluster{proc: proc, ns: addrs["namesrv"], broker: addrs["broker"], dataDir: dataDir}
 }
@@ -174,7 +180,7 @@ func sendN(t *testing.T, p rocketmq.Producer, topic string, n int, prefix string
 }
 
 func TestSyncSendAndPushConsume(t *testing.T) {
-	dc := startDev(t, "")
+	dc := startDev(t, "", nil)
 	p := newProducer(t, dc.ns)
 	sendN(t, p, "SmokeTopic", 50, "m")
 	rec := newReceived()

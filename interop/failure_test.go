@@ -23,7 +23,7 @@ func TestTopicOverTwoBrokers(t *testing.T) {
 	var brokers []string
 	for _, name := range []string{"broker-a", "broker-b"} {
 		_, addrs := startApogee(t, []string{"broker"}, "broker", listenArg("listen"), "--namesrv", ns,
-			"--broker-name", name, "--data-dir", t.TempDir())
+			"--broker-name", name, "--data-dir", t.TempDir(), "-c", brokerConf(t, testStoreConf...))
 		brokers = append(brokers, addrs["broker"])
 	}
 	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{ns})))
@@ -78,7 +78,7 @@ func TestTopicOverTwoBrokers(t *testing.T) {
 func TestKill9UnderSyncFlushLosesNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dc := startDev(t, dir, "--flush", "SYNC_FLUSH")
+	dc := startDev(t, dir, nil, "--flush", "SYNC_FLUSH")
 	const topic = "Durable"
 	p := newProducer(t, dc.ns, producer.WithRetry(0), producer.WithSendMsgTimeout(2*time.Second))
 	sendN(t, p, topic, 1, "warmup")
@@ -117,7 +117,7 @@ func TestKill9UnderSyncFlushLosesNothing(t *testing.T) {
 		t.Fatalf("only %d sends were acknowledged before the kill", n)
 	}
 
-	dc2 := startDev(t, dir, "--flush", "SYNC_FLUSH")
+	dc2 := startDev(t, dir, nil, "--flush", "SYNC_FLUSH")
 	rec := newReceived()
 	c := newPushConsumer(t, dc2.ns, "durable-cg", topic, consumer.MessageSelector{}, rec)
 	defer c.Shutdown()
