@@ -218,6 +218,21 @@ func (r *clientRegistry) producers(group string) []*clientChannel {
 	return out
 }
 
+// producerByClientID returns a live producer channel of the client with this id, or nil.
+func (r *clientRegistry) producerByClientID(clientID string) *clientChannel {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, chans := range r.mu.producers {
+		for _, ch := range chans {
+			if ch.clientID == clientID {
+				c := *ch
+				return &c
+			}
+		}
+	}
+	return nil
+}
+
 // notifyIDsChanged tells every member of a group that membership changed, so it rebalances now
 // instead of at its next periodic rebalance (NOTIFY_CONSUMER_IDS_CHANGED, oneway).
 func (b *Broker) notifyIDsChanged(group string) {

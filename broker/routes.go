@@ -11,6 +11,9 @@ func (b *Broker) routes(mux *transport.Mux) {
 	mux.HandleFunc(code.SendMessage, b.handleSend)
 	mux.HandleFunc(code.SendMessageV2, b.handleSend)
 	mux.HandleFunc(code.SendBatchMessage, b.handleSend)
+	// reply.go
+	mux.HandleFunc(code.SendReplyMessage, b.handleSendReply)
+	mux.HandleFunc(code.SendReplyMessageV2, b.handleSendReply)
 	// pull.go
 	mux.HandleFunc(code.PullMessage, b.handlePull)
 	// offsets_handlers.go

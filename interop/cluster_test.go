@@ -154,6 +154,22 @@ func newPushConsumer(t *testing.T, ns, group, topic string, sel consumer.Message
 	return c
 }
 
+// newRawPushConsumer starts a clustering push consumer from the first offset with the given listener.
+func newRawPushConsumer(t *testing.T, ns, group, topic string, f func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error),
+	opts ...consumer.Option) (rocketmq.PushConsumer, error) {
+	t.Helper()
+	opts = append([]consumer.Option{consumer.WithNameServer([]string{ns}), consumer.WithGroupName(group),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset), consumer.WithInstance(instanceName())}, opts...)
+	c, err := rocketmq.NewPushConsumer(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Subscribe(topic, consumer.MessageSelector{}, f); err != nil {
+		return nil, err
+	}
+	return c, c.Start()
+}
+
 // sanitize turns a test name into a legal group name.
 func sanitize(name string) string {
 	return strings.Map(func(r rune) rune {
