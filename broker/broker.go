@@ -109,6 +109,10 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	if b.store, err = store.Open(root, &sopts); err != nil {
 		return nil, fmt.Errorf("broker: open store: %w", err)
 	}
+	if err := b.sched.recover(); err != nil {
+		b.store.Close()
+		return nil, fmt.Errorf("broker: recover delay progress: %w", err)
+	}
 	b.txns = newTransactions(b)
 	if err := b.txns.load(); err != nil {
 		b.store.Close()

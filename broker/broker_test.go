@@ -403,3 +403,38 @@ func TestAnnouncedIP(t *testing.T) {
 		t.Fatal(a)
 	}
 }
+
+// TestDelayRecoveryDeliversOnce: a batch whose delivery was in flight at a crash is not delivered
+// again when its copies are already in the commit log, and is delivered when they are not.
+func TestDelayRecoveryDeliversOnce(t *testing.T) {
+	dir := t.TempDir()
+	conf := func(o *Options) { o.MessageDelayLevel = "1s 1s" }
+	tb := openTestBroker(t, dir, conf)
+	for i := range 3 {
+		mustSend(t, tb, "Once", 0, "d"+strconv.Itoa(i), map[string]string{"DELAY": "1"})
+	}
+	waitQueue(t, tb, "Once", 0, 3)
+	end := tb.store.MaxCommitLogOffset()
+	tb.stop(t)
+
+	// Pretend the broker died while delivering the batch: progress says 0 with the batch in flight.
+	path := dir + "/config/delayOffset.json"
+	if err := saveJSON(path, delayOffsetFile{OffsetTable: map[string]int64{"1": 0},
+		InFlight: map[string]*inFlight{"1": {From: 0, To: 3, LogFrom: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	tb = openTestBroker(t, dir, conf)
+	time.Sleep(1500 * time.Millisecond)
+	if n := tb.store.MaxOffset("Once", 0); n != 3 {
+		t.Fatalf("%d messages after recovery, want 3 (no redelivery)", n)
+	}
+	tb.stop(t)
+
+	// Without the copies in the searched range the batch is delivered again.
+	if err := saveJSON(path, delayOffsetFile{OffsetTable: map[string]int64{"1": 0},
+		InFlight: map[string]*inFlight{"1": {From: 0, To: 3, LogFrom: end}}}); err != nil {
+		t.Fatal(err)
+	}
+	tb = openTestBroker(t, dir, conf)
+	waitQueue(t, tb, "Once", 0, 6)
+}

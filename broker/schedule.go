@@ -46,21 +46,36 @@ func (b *Broker) divertDelayed(msgs []*message.Message) *remoting.Command {
 
 // scheduler delivers delayed messages: one goroutine per delay level reads its queue of
 // SCHEDULE_TOPIC_XXXX in order (all messages of a level share one delay, so they fall due in store
-// order) and re-appends each message to its real topic when due. Progress per level is persisted in
-// config/delayOffset.json after every delivered batch; a crash between a delivery and the save
-// re-delivers that batch (at least once).
+// order) and re-appends each message to its real topic when due.
+//
+// Each message is delivered once, also across crashes. Before a batch is delivered, the batch's range
+// and the commit-log end are saved in config/delayOffset.json ("inFlight"); after it, the new offset
+// replaces them. A crash in between leaves the in-flight entry, and at the next start the commit log
+// written since it was saved is searched for the copies already delivered (deliveries are sequential,
+// so they are a prefix of the batch); delivery resumes after the last one found.
 type scheduler struct {
-	b     *Broker
-	path  string
-	wakes []chan struct{} // per level, cap 1
-	mu    struct {
+	b      *Broker
+	path   string
+	wakes  []chan struct{} // per level, cap 1
+	saveMu sync.Mutex      // orders writes of the file; s.mu is not held while writing
+	mu     struct {
 		sync.Mutex
-		offsets map[int]int64 // level → next offset in its schedule queue
+		offsets  map[int]int64     // level → next offset in its schedule queue
+		inFlight map[int]*inFlight // level → batch being delivered
 	}
 }
 
+// inFlight is a batch of one level being delivered: schedule-queue offsets [From, To), and the
+// commit-log end when it started.
+type inFlight struct {
+	From    int64 `json:"from"`
+	To      int64 `json:"to"`
+	LogFrom int64 `json:"logFrom"`
+}
+
 type delayOffsetFile struct {
-	OffsetTable map[string]int64 `json:"offsetTable"`
+	OffsetTable map[string]int64     `json:"offsetTable"`
+	InFlight    map[string]*inFlight `json:"inFlight,omitempty"`
 }
 
 func openScheduler(b *Broker, path string) (*scheduler, error) {
@@ -69,6 +84,7 @@ func openScheduler(b *Broker, path string) (*scheduler, error) {
 		s.wakes[i] = make(chan struct{}, 1)
 	}
 	s.mu.offsets = make(map[int]int64)
+	s.mu.inFlight = make(map[int]*inFlight)
 	var file delayOffsetFile
 	if err := loadJSON(path, &file); err != nil {
 		return nil, fmt.Errorf("broker: delay offsets: %w", err)
@@ -80,7 +96,51 @@ func openScheduler(b *Broker, path string) (*scheduler, error) {
 		}
 		s.mu.offsets[level] = off
 	}
+	for k, f := range file.InFlight {
+		level, err := strconv.Atoi(k)
+		if err != nil || f == nil {
+			return nil, fmt.Errorf("broker: delay offsets: bad in-flight entry %q", k)
+		}
+		s.mu.inFlight[level] = f
+	}
 	return s, nil
+}
+
+// recover settles batches that were being delivered when the broker stopped: each level resumes after
+// the last message whose delivered copy is in the commit log. The store must be open.
+func (s *scheduler) recover() error {
+	for level, f := range s.mu.inFlight {
+		msgs, err := s.b.readMessages(topicSchedule, int32(level-1), f.From, int(f.To-f.From))
+		if err != nil {
+			return err
+		}
+		type fingerprint struct {
+			topic string
+			born  int64
+			crc   uint32
+		}
+		index := make(map[fingerprint]int64, len(msgs)) // → schedule-queue offset
+		for _, m := range msgs {
+			if m.QueueOffset >= f.To {
+				break
+			}
+			index[fingerprint{m.Property(message.PropertyRealTopic), m.BornTimestamp, m.BodyCRC}] = m.QueueOffset
+		}
+		next := f.From
+		err = s.b.scanLog(f.LogFrom, func(v *message.RecordView) {
+			if off, ok := index[fingerprint{string(v.Topic), v.BornTimestamp, v.BodyCRC}]; ok && off+1 > next {
+				next = off + 1
+			}
+		})
+		if err != nil {
+			return err
+		}
+		s.b.log.Info("delay level recovered after an unclean stop", "level", level, "batch", fmt.Sprintf("[%d,%d)", f.From, f.To), "resume_at", next)
+		if err := s.save(level, next, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // start runs one delivery loop per level.
@@ -106,26 +166,38 @@ func (s *scheduler) offset(level int) int64 {
 	return s.mu.offsets[level]
 }
 
-func (s *scheduler) advance(level int, next int64) error {
+// save records a level's next offset and its in-flight batch (nil: none) durably.
+func (s *scheduler) save(level int, next int64, f *inFlight) error {
 	s.mu.Lock()
 	s.mu.offsets[level] = next
-	file := delayOffsetFile{OffsetTable: make(map[string]int64, len(s.mu.offsets))}
+	if f != nil {
+		s.mu.inFlight[level] = f
+	} else {
+		delete(s.mu.inFlight, level)
+	}
+	file := s.fileLocked()
+	s.mu.Unlock()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	return saveJSON(s.path, file)
+}
+
+func (s *scheduler) fileLocked() delayOffsetFile {
+	file := delayOffsetFile{OffsetTable: make(map[string]int64, len(s.mu.offsets)), InFlight: make(map[string]*inFlight)}
 	for l, off := range s.mu.offsets {
 		file.OffsetTable[strconv.Itoa(l)] = off
 	}
-	s.mu.Unlock()
-	return saveJSON(s.path, file)
+	for l, f := range s.mu.inFlight {
+		file.InFlight[strconv.Itoa(l)] = f
+	}
+	return file
 }
 
 // encode returns the delivery progress per level, the body of GET_ALL_DELAY_OFFSET.
 func (s *scheduler) encode() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	file := delayOffsetFile{OffsetTable: make(map[string]int64, len(s.mu.offsets))}
-	for l, off := range s.mu.offsets {
-		file.OffsetTable[strconv.Itoa(l)] = off
-	}
-	return body.Marshal(file)
+	return body.Marshal(delayOffsetFile{OffsetTable: s.fileLocked().OffsetTable})
 }
 
 func (s *scheduler) run(level int) {
@@ -153,7 +225,7 @@ func (s *scheduler) run(level int) {
 		}
 		if len(msgs) == 0 {
 			if min := s.b.store.MinOffset(topicSchedule, queueID); off < min {
-				s.advance(level, min) // retention removed them
+				s.save(level, min, nil) // retention removed them
 				continue
 			}
 			if !wait(time.Second) {
@@ -161,21 +233,36 @@ func (s *scheduler) run(level int) {
 			}
 			continue
 		}
-		delivered := off
+		dueCount := 0
 		for _, m := range msgs {
-			due := time.UnixMilli(m.StoreTimestamp).Add(delay)
-			if d := time.Until(due); d > 0 {
+			if time.Until(time.UnixMilli(m.StoreTimestamp).Add(delay)) > 0 {
 				break
 			}
-			if err := s.deliver(m); err != nil {
-				s.b.log.Warn("delivering a scheduled message failed; will retry", "level", level, "offset", m.QueueOffset, "err", err)
-				break
-			}
-			delivered = m.QueueOffset + 1
+			dueCount++
 		}
-		if delivered > off {
-			if err := s.advance(level, delivered); err != nil {
+		if dueCount > 0 {
+			batch := msgs[:dueCount]
+			f := &inFlight{From: off, To: batch[len(batch)-1].QueueOffset + 1, LogFrom: s.b.store.MaxCommitLogOffset()}
+			if err := s.save(level, off, f); err != nil {
+				s.b.log.Error("persisting delay progress failed; delivery paused", "level", level, "err", err)
+				if !wait(time.Second) {
+					return
+				}
+				continue
+			}
+			delivered := off
+			for _, m := range batch {
+				if err := s.deliver(m); err != nil {
+					s.b.log.Warn("delivering a scheduled message failed; will retry", "level", level, "offset", m.QueueOffset, "err", err)
+					break
+				}
+				delivered = m.QueueOffset + 1
+			}
+			if err := s.save(level, delivered, nil); err != nil {
 				s.b.log.Error("persisting delay progress failed", "level", level, "err", err)
+			}
+			if delivered < f.To && !wait(100*time.Millisecond) {
+				return
 			}
 			continue
 		}

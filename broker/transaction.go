@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -134,48 +133,14 @@ func (t *transactions) load() error {
 // copy it finds.
 func (b *Broker) scanCommits(from int64, want map[int64]*halfState) ([]*halfState, error) {
 	var found []*halfState
-	seg := b.opts.Store.SegmentSize
-	buf := make([]byte, 1<<20)
-	off := max(from, b.store.MinCommitLogOffset())
-	for end := b.store.MaxCommitLogOffset(); off < end; {
-		n, err := b.store.ReadCommitLog(off, buf)
-		if err != nil {
-			return found, err
+	err := b.scanLog(from, func(v *message.RecordView) {
+		if message.TransactionType(v.SysFlag) == message.TransactionCommitType {
+			if h := want[v.PreparedTransactionOffset]; h != nil {
+				found = append(found, h)
+			}
 		}
-		pos, blank, need := 0, false, 0
-		for pos+8 <= n {
-			size, magic, _ := message.PeekSize(buf[pos:n])
-			if magic == message.MagicBlank {
-				blank = true
-				break
-			}
-			if size <= 8 {
-				return found, fmt.Errorf("broker: bad record size %d at commit-log offset %d", size, off+int64(pos))
-			}
-			if pos+int(size) > n {
-				need = int(size)
-				break
-			}
-			if v, err := message.ParseRecord(buf[pos:pos+int(size)], false); err == nil &&
-				message.TransactionType(v.SysFlag) == message.TransactionCommitType {
-				if h := want[v.PreparedTransactionOffset]; h != nil {
-					found = append(found, h)
-				}
-			}
-			pos += int(size)
-		}
-		switch {
-		case blank: // the rest of this segment is filler
-			off = (off+int64(pos))/seg*seg + seg
-		case pos > 0:
-			off += int64(pos)
-		case need > len(buf):
-			buf = make([]byte, need)
-		default:
-			return found, fmt.Errorf("broker: cannot read the commit log at %d", off)
-		}
-	}
-	return found, nil
+	})
+	return found, err
 }
 
 // storeHalf turns a transactional send into a half message and stores it.
