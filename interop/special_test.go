@@ -4,12 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
@@ -143,5 +145,135 @@ func TestTransactionSurvivesKill9(t *testing.T) {
 	defer rec.mu.Unlock()
 	if n := rec.counts["unknown-crash"]; n != 1 {
 		t.Fatalf("the recovered transaction was delivered %d times", n)
+	}
+}
+
+// TestDelayLevelOnTime: a message sent with delay level 2 (configured as 2 s) arrives on time, not
+// before.
+func TestDelayLevelOnTime(t *testing.T) {
+	t.Parallel()
+	dc := startDev(t, "", []string{"messageDelayLevel=1s 2s 3s"})
+	p := newProducer(t, dc.ns)
+	sendN(t, p, "Delayed", 1, "now")
+	rec := newReceived()
+	c := newPushConsumer(t, dc.ns, "delay-cg", "Delayed", consumer.MessageSelector{}, rec)
+	defer c.Shutdown()
+	rec.waitDistinct(t, 1, 30*time.Second)
+	m := primitive.NewMessage("Delayed", []byte("later"))
+	m.WithDelayTimeLevel(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sent := time.Now()
+	if _, err := p.SendSync(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitDistinct(t, 2, 30*time.Second)
+	got := time.Since(sent)
+	if got < 2*time.Second || got > 4*time.Second {
+		t.Fatalf("delay level 2 (2s) arrived after %v", got)
+	}
+	t.Logf("delay level 2 (2s) arrived after %v", got)
+}
+
+// TestRetryAndDeadLetter: a message the consumer fails comes back with ReconsumeTimes >= 1, the same
+// id and body; after maxReconsumeTimes it is in %DLQ%<group> and can be read there.
+func TestRetryAndDeadLetter(t *testing.T) {
+	t.Parallel()
+	// Short delay levels so retries come back in seconds (level 3 + reconsumeTimes is used).
+	dc := startDev(t, "", []string{"messageDelayLevel=1s 1s 1s 1s 1s 1s"})
+	p := newProducer(t, dc.ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	res, err := p.SendSync(ctx, primitive.NewMessage("Failing", []byte("poison")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type attempt struct {
+		id        string
+		body      string
+		reconsume int32
+	}
+	attempts := make(chan attempt, 16)
+	c, err := newRawPushConsumer(t, dc.ns, "fail-cg", "Failing", func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			attempts <- attempt{m.MsgId, string(m.Body), m.ReconsumeTimes}
+		}
+		return consumer.ConsumeRetryLater, nil
+	}, consumer.WithMaxReconsumeTimes(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	// The first retry can wait for a rebalance of the retry topic (up to 20 s in the client).
+	for want := int32(0); want <= 2; want++ {
+		select {
+		case a := <-attempts:
+			if a.id != res.MsgID || a.body != "poison" || a.reconsume != want {
+				t.Fatalf("attempt %d: %+v, want id %s", want, a, res.MsgID)
+			}
+		case <-time.After(45 * time.Second):
+			t.Fatalf("attempt %d did not arrive", want)
+		}
+	}
+	// After the third failure (reconsumeTimes 2 = max) the message is dead-lettered; the DLQ topic and
+	// its route appear with it.
+	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{dc.ns})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := adm.FetchPublishMessageQueues(ctx, "%DLQ%fail-cg"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no route for the dead-letter topic")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	rec := newReceived()
+	dlq := newPushConsumer(t, dc.ns, "dlq-reader", "%DLQ%fail-cg", consumer.MessageSelector{}, rec)
+	defer dlq.Shutdown()
+	rec.waitDistinct(t, 1, 45*time.Second)
+	rec.mu.Lock()
+	m := rec.msgs[0]
+	rec.mu.Unlock()
+	if string(m.Body) != "poison" || m.GetProperty("RETRY_TOPIC") != "Failing" {
+		t.Fatalf("dead letter %s props %v", m.Body, m.GetProperties())
+	}
+}
+
+// TestDelayedSurvivesKill9: delayed messages pending when the broker is killed arrive once after the
+// restart (at once if overdue).
+func TestDelayedSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	conf := []string{"messageDelayLevel=1s 3s"}
+	dc := startDev(t, dir, conf)
+	p := newProducer(t, dc.ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 20
+	for i := range n {
+		m := primitive.NewMessage("DelayCrash", []byte("d-"+strconv.Itoa(i)))
+		m.WithDelayTimeLevel(2)
+		if _, err := p.SendSync(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dc.proc.kill9(t)
+	dc2 := startDev(t, dir, conf)
+	rec := newReceived()
+	c := newPushConsumer(t, dc2.ns, "delaycrash-cg", "DelayCrash", consumer.MessageSelector{}, rec)
+	defer c.Shutdown()
+	rec.waitDistinct(t, n, 30*time.Second)
+	time.Sleep(time.Second)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for body, k := range rec.counts {
+		if k != 1 {
+			t.Errorf("%s delivered %d times", body, k)
+		}
 	}
 }
