@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/netip"
 	"strconv"
@@ -437,4 +438,61 @@ func TestDelayRecoveryDeliversOnce(t *testing.T) {
 	}
 	tb = openTestBroker(t, dir, conf)
 	waitQueue(t, tb, "Once", 0, 6)
+}
+
+func TestQueriesAndStats(t *testing.T) {
+	tb := openTestBroker(t, "", nil)
+	resp := mustSend(t, tb, "Q", 0, "hello", map[string]string{"KEYS": "order-1 order-2", "UNIQ_KEY": "UK1"})
+	mustSend(t, tb, "Q", 0, "other", map[string]string{"KEYS": "order-3"})
+	waitQueue(t, tb, "Q", 0, 2)
+	_, off, _ := message.ParseOffsetMsgID(resp.Ext("msgId"))
+
+	view := tb.call(t, remoting.NewRequest(code.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil))
+	msgs, err := message.DecodeRecords(view.Body)
+	if view.ResponseCode() != code.Success || err != nil || len(msgs) != 1 || string(msgs[0].Body) != "hello" {
+		t.Fatalf("view: %v %v %d", view.ResponseCode(), err, len(msgs))
+	}
+	if r := tb.call(t, remoting.NewRequest(code.ViewMessageByID, map[string]string{"offset": "999999"}, nil)); r.ResponseCode() != code.SystemError {
+		t.Fatalf("view of a bad offset: %v", r.ResponseCode())
+	}
+	query := func(key string) []*message.Message {
+		r := tb.call(t, remoting.NewRequest(code.QueryMessage, map[string]string{"topic": "Q", "key": key, "maxNum": "32",
+			"beginTimestamp": "0", "endTimestamp": strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10)}, nil))
+		if r.ResponseCode() != code.Success {
+			return nil
+		}
+		msgs, _ := message.DecodeRecords(r.Body)
+		return msgs
+	}
+	if got := query("order-2"); len(got) != 1 || string(got[0].Body) != "hello" {
+		t.Fatalf("query by key: %d messages", len(got))
+	}
+	if got := query("UK1"); len(got) != 1 {
+		t.Fatalf("query by unique key: %d messages", len(got))
+	}
+	if got := query("missing"); got != nil {
+		t.Fatalf("query of a missing key: %d messages", len(got))
+	}
+
+	stats := tb.call(t, remoting.NewRequest(code.GetTopicStatsInfo, map[string]string{"topic": "Q"}, nil))
+	if !strings.HasPrefix(string(stats.Body), `{"offsetTable":{{"brokerName":"broker-a","queueId":0,"topic":"Q"}:{"lastUpdateTimestamp":`) ||
+		!strings.Contains(string(stats.Body), `"maxOffset":2,"minOffset":0}`) {
+		t.Fatalf("topic stats %s", stats.Body)
+	}
+	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, map[string]string{"consumerGroup": "qg", "topic": "Q", "queueId": "0", "commitOffset": "1"}, nil))
+	cs := tb.call(t, remoting.NewRequest(code.GetConsumeStats, map[string]string{"consumerGroup": "qg", "topic": "Q"}, nil))
+	if !strings.Contains(string(cs.Body), `"queueId":0,"topic":"Q"}:{"brokerOffset":2,"consumerOffset":1,`) {
+		t.Fatalf("consume stats %s", cs.Body)
+	}
+	all := tb.call(t, remoting.NewRequest(code.GetAllTopicConfig, nil, nil))
+	var w body.TopicConfigWrapper
+	if err := json.Unmarshal(all.Body, &w); err != nil || w.TopicConfigTable["Q"] == nil || w.TopicConfigTable["TBW102"] == nil {
+		t.Fatalf("all topic config: %v", err)
+	}
+	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, map[string]string{"topic": "Q"}, nil)); r.ResponseCode() != code.Success || tb.topics.get("Q") != nil {
+		t.Fatal("delete topic")
+	}
+	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, map[string]string{"topic": "TBW102"}, nil)); r.ResponseCode() != code.SystemError {
+		t.Fatal("deleting TBW102 allowed")
+	}
 }
