@@ -332,3 +332,9 @@ func (b *Broker) handleAllConsumerOffsets(_ context.Context, _ *transport.Conn, 
 	resp.Body = b.offsets.encode()
 	return resp
 }
+
+func (b *Broker) handleAllDelayOffsets(_ context.Context, _ *transport.Conn, _ *remoting.Command) *remoting.Command {
+	resp := remoting.NewResponse(code.Success, "")
+	resp.Body = b.sched.encode()
+	return resp
+}

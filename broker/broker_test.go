@@ -326,6 +326,9 @@ func TestDelayLevelAndSendBack(t *testing.T) {
 	retry, _ = tb.readMessages("%RETRY%sb", 0, 1, 1)
 	back(retry[0].CommitLogOffset, "2") // reconsumeTimes 2 >= 2: dead letter
 	waitQueue(t, tb, "%DLQ%sb", 0, 1)
+	if r := tb.call(t, remoting.NewRequest(code.GetAllDelayOffset, nil, nil)); !strings.Contains(string(r.Body), `"offsetTable":{"1":`) {
+		t.Fatalf("delay offsets %s", r.Body)
+	}
 	dlq, _ := tb.readMessages("%DLQ%sb", 0, 0, 1)
 	if dlq[0].ReconsumeTimes != 3 || string(dlq[0].Body) != "later" {
 		t.Fatalf("dlq message %+v", dlq[0])

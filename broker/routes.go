@@ -47,6 +47,7 @@ func (b *Broker) routes(mux *transport.Mux) {
 	mux.HandleFunc(code.QueryTopicConsumeByWho, b.handleConsumeByWho)
 	mux.HandleFunc(code.GetSystemTopicListFromBroker, b.handleSystemTopics)
 	mux.HandleFunc(code.GetAllConsumerOffset, b.handleAllConsumerOffsets)
+	mux.HandleFunc(code.GetAllDelayOffset, b.handleAllDelayOffsets)
 	// sendback.go
 	mux.HandleFunc(code.ConsumerSendMsgBack, b.handleSendBack)
 	// transaction.go
