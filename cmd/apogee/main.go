@@ -30,6 +30,7 @@ func main() {
 type globalFlags struct {
 	logLevel  string
 	logFormat string
+	pprof     string
 }
 
 func newRootCommand() *cobra.Command {
@@ -43,6 +44,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&g.pprof, "pprof", "", "serve Go profiling endpoints (/debug/pprof/) on HOST:PORT (off by default)")
 	root.AddCommand(newNamesrvCommand(&g), newBrokerCommand(&g), newDevCommand(&g))
 	return root
 }
@@ -54,11 +56,18 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
 	switch strings.ToLower(g.logFormat) {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
+	// Every server command builds its logger first, so this is where --pprof starts.
+	if _, err := startPprof(g.pprof, logger); err != nil {
+		return nil, err
+	}
+	return logger, nil
 }
