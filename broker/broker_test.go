@@ -26,6 +26,11 @@ type testBroker struct {
 
 func openTestBroker(t *testing.T, dir string, configure func(*Options)) *testBroker {
 	t.Helper()
+	return openTestBrokerTB(t, dir, configure)
+}
+
+func openTestBrokerTB(t testing.TB, dir string, configure func(*Options)) *testBroker {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -46,7 +51,7 @@ func openTestBroker(t *testing.T, dir string, configure func(*Options)) *testBro
 	return tb
 }
 
-func (tb *testBroker) stop(t *testing.T) {
+func (tb *testBroker) stop(t testing.TB) {
 	if tb.cl == nil {
 		return
 	}
