@@ -1,0 +1,49 @@
+// Package client is Apogee's Go client for RocketMQ's remoting protocol: a Producer, an Admin and a
+// PullConsumer. It speaks only the remoting protocol, so it works with Apogee and with Apache RocketMQ
+// 4.9/5.x brokers alike.
+//
+// # Usage
+//
+//	p, err := client.NewProducer(client.WithNameServers("127.0.0.1:9876"), client.WithProducerGroup("orders"))
+//	if err != nil { ... }
+//	defer p.Close()
+//	res, err := p.Send(ctx, &client.Message{Topic: "Orders", Body: []byte("hi"), Tags: "new", Keys: []string{"o-17"}})
+//	if client.IsRetriable(err) { ... try again later ... }
+//	var re *client.ResponseError
+//	if errors.As(err, &re) { log.Println(re.Code, re.Remark) }
+//
+//	// Ordered: messages with one ShardingKey go to one queue, in order.
+//	p.Send(ctx, &client.Message{Topic: "Orders", Body: b, ShardingKey: orderID})
+//	// Asynchronous: the promise runs once, on a producer goroutine.
+//	p.SendAsync(ctx, msg, func(r *client.SendResult, err error) { ... })
+//
+//	adm, err := client.NewAdmin(client.WithNameServers("127.0.0.1:9876"))
+//	defer adm.Close()
+//	err = adm.CreateTopic(ctx, client.TopicSpec{Topic: "Orders", Queues: 8})
+//	stats, err := adm.ConsumeStats(ctx, "group", "Orders") // stats.Lag()
+//
+// # Behaviour
+//
+// Routes come from the NameServers (tried in turn), are cached per topic and refreshed every 30 s
+// (WithRouteRefresh) and at once after a failed send. A topic no NameServer knows is sent through
+// TBW102's route, so brokers with autoCreateTopicEnable create it.
+//
+// A send picks the next writable queue round-robin, skipping brokers that recently failed or answered
+// slowly (RocketMQ 5's latency table, WithFaultAvoidance), and retries a retriable failure twice
+// (WithSendRetries) on another broker, all within 3 s (WithSendTimeout) and the caller's context.
+// Messages with a ShardingKey are ordered: the QueueSelector (HashSelector, as Java's
+// SelectMessageQueueByHash) picks their queue and retries stay on it. Bodies over 4 KiB are
+// zlib-compressed (WithCompressThreshold); bodies over 4 MiB are refused before sending
+// (WithMaxMessageSize). Every message gets a UNIQ_KEY (SendResult.MsgID).
+//
+// # Errors
+//
+// Sentinels (ErrClosed, ErrMessageTooLarge, ErrInvalidMessage, ErrNoRoute, ErrNoNameServer) are
+// tested with errors.Is. A server's refusal is a *ResponseError carrying its code; IsRetriable says
+// whether trying again can help.
+//
+// # Obligations
+//
+// Every client must be closed: Close stops its goroutines (route refresh, heartbeats, asynchronous
+// sends) and closes its connections. Nothing is global: clients in one process share nothing.
+package client

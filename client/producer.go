@@ -1,0 +1,534 @@
+package client
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/remoting/code"
+)
+
+// producerCfg is a Producer's configuration.
+type producerCfg struct {
+	common            commonCfg
+	group             string
+	retries           int
+	sendTimeout       time.Duration
+	maxMessageSize    int
+	compressThreshold int
+	compressLevel     int
+	faultAvoidance    bool
+	selector          QueueSelector
+	maxAsync          int
+	now               func() time.Time
+}
+
+func defaultProducer() producerCfg {
+	return producerCfg{
+		common:            defaultCommon(),
+		group:             "DEFAULT_PRODUCER",
+		retries:           2,
+		sendTimeout:       3 * time.Second,
+		maxMessageSize:    4 << 20,
+		compressThreshold: 4096,
+		compressLevel:     5,
+		faultAvoidance:    true,
+		selector:          HashSelector(),
+		maxAsync:          1024,
+		now:               time.Now,
+	}
+}
+
+type producerOpt func(*producerCfg)
+
+func (o producerOpt) applyProducer(c *producerCfg) { o(c) }
+
+// WithProducerGroup sets the producer group, which brokers use to find a producer for transaction
+// check-backs. Default "DEFAULT_PRODUCER".
+func WithProducerGroup(group string) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { c.group = group })
+}
+
+// WithSendRetries sets how many times a failed synchronous or asynchronous send is tried again, on
+// another broker when there is one (RocketMQ's retryTimesWhenSendFailed). Only failures a retry can
+// help (IsRetriable) are retried. Default 2 (3 attempts); negative means 0.
+func WithSendRetries(n int) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { c.retries = max(n, 0) })
+}
+
+// WithSendTimeout bounds a send with all its retries, on top of the caller's context (RocketMQ's
+// sendMsgTimeout). Default 3 s; zero or negative means only the context bounds it.
+func WithSendTimeout(d time.Duration) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { c.sendTimeout = d })
+}
+
+// WithMaxMessageSize sets the largest body (or encoded batch) the producer sends; larger ones fail
+// with ErrMessageTooLarge before anything is sent. Default 4 MiB, the broker's default limit; zero
+// or negative keeps the default.
+func WithMaxMessageSize(n int) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { setPositive(&c.maxMessageSize, n) })
+}
+
+// WithCompressThreshold sets the body size above which bodies are zlib-compressed (sysFlag bit 0;
+// consumers of every RocketMQ client decompress them). Batches are never compressed. Default 4096
+// bytes; zero or negative turns compression off.
+func WithCompressThreshold(n int) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { c.compressThreshold = n })
+}
+
+// WithFaultAvoidance turns latency-based fault avoidance on or off: a broker that answered slowly or
+// failed is skipped by queue selection for a while (RocketMQ 5's table: 550 ms → 2 s, 1.8 s → 5 s,
+// 3 s → 6 s, 5 s → 10 s, 15 s → 30 s; a failure counts as 10 s). Default on.
+func WithFaultAvoidance(on bool) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { c.faultAvoidance = on })
+}
+
+// WithQueueSelector sets how messages with a ShardingKey pick their queue. Default HashSelector
+// (the Java client's SelectMessageQueueByHash, so Go and Java producers agree). nil keeps the default.
+func WithQueueSelector(s QueueSelector) ProducerOpt {
+	return producerOpt(func(c *producerCfg) {
+		if s != nil {
+			c.selector = s
+		}
+	})
+}
+
+// WithMaxAsyncInflight bounds the asynchronous sends in flight; SendAsync waits for a free slot (or
+// for its context) beyond it. Default 1024; zero or negative keeps the default.
+func WithMaxAsyncInflight(n int) ProducerOpt {
+	return producerOpt(func(c *producerCfg) { setPositive(&c.maxAsync, n) })
+}
+
+// QueueSelector picks the queue of an ordered message (one with a ShardingKey). Select is called with
+// the topic's writable queues (never empty), in the same order for the same route, and must be safe
+// for concurrent use. It must return one of queues.
+type QueueSelector interface {
+	Select(msg *Message, queues []MessageQueue) MessageQueue
+}
+
+// QueueSelectorFunc adapts a function to QueueSelector.
+type QueueSelectorFunc func(msg *Message, queues []MessageQueue) MessageQueue
+
+// Select calls f.
+func (f QueueSelectorFunc) Select(msg *Message, queues []MessageQueue) MessageQueue {
+	return f(msg, queues)
+}
+
+// HashSelector picks queue |hashCode(ShardingKey)| mod n, with Java's String.hashCode: the same queue
+// the Java client's SelectMessageQueueByHash picks for the same key.
+func HashSelector() QueueSelector {
+	return QueueSelectorFunc(func(msg *Message, queues []MessageQueue) MessageQueue {
+		h := int64(message.HashMore(0, msg.ShardingKey)) % int64(len(queues))
+		if h < 0 {
+			h = -h
+		}
+		return queues[h]
+	})
+}
+
+// Producer sends messages. It is safe for concurrent use. Its goroutines (route refresh, heartbeats,
+// asynchronous sends) stop in Close.
+type Producer struct {
+	c      *core
+	cfg    producerCfg
+	faults *faultTable
+	ids    *message.UniqIDGenerator
+	next   atomic.Uint32 // round-robin position
+	async  chan struct{} // one token per asynchronous send in flight
+
+	mu struct {
+		sync.RWMutex
+		closed bool           // Protected by mu.
+		wg     sync.WaitGroup // asynchronous sends; Add under mu.RLock while !closed.
+	}
+}
+
+// NewProducer returns a producer. It connects lazily: the first send fetches the topic's route.
+func NewProducer(opts ...ProducerOpt) (*Producer, error) {
+	cfg := defaultProducer()
+	for _, o := range opts {
+		o.applyProducer(&cfg)
+	}
+	if len(cfg.common.nameServers) == 0 {
+		return nil, ErrNoNameServer
+	}
+	if err := body.ValidateGroup(cfg.group); err != nil {
+		return nil, fmt.Errorf("client: producer group: %w", err)
+	}
+	p := &Producer{cfg: cfg, faults: newFaultTable(cfg.now), async: make(chan struct{}, cfg.maxAsync)}
+	p.c = newCore(cfg.common, nil)
+	p.ids = message.NewUniqIDGenerator(p.c.localIP, 0)
+	p.c.routes.start()
+	p.c.every(cfg.common.heartbeatInterval, p.heartbeat)
+	return p, nil
+}
+
+// ClientID returns the id the producer announces to brokers (ip@instance).
+func (p *Producer) ClientID() string { return p.c.clientID }
+
+func (p *Producer) heartbeat(ctx context.Context) {
+	p.c.heartbeat(ctx, &body.HeartbeatData{ClientID: p.c.clientID,
+		ProducerDataSet: []*body.ProducerData{{GroupName: p.cfg.group}}, ConsumerDataSet: []*body.ConsumerData{}}, false)
+}
+
+// Close waits for the asynchronous sends in flight (each bounded by the send timeout), unregisters
+// nothing (brokers drop silent producers after 2 minutes), stops the producer's goroutines and closes
+// its connections. Later calls fail with ErrClosed.
+func (p *Producer) Close() error {
+	p.mu.Lock()
+	if p.mu.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.closed = true
+	p.mu.Unlock()
+	p.mu.wg.Wait()
+	p.c.close()
+	return nil
+}
+
+// Send sends each message synchronously, in order, and returns one result per message (nil for the
+// ones that failed) with the failures joined (errors.Join) into err, each naming its index.
+func (p *Producer) Send(ctx context.Context, msgs ...*Message) ([]*SendResult, error) {
+	results := make([]*SendResult, len(msgs))
+	var errs []error
+	for i, m := range msgs {
+		r, err := p.send(ctx, m)
+		if err != nil {
+			if len(msgs) > 1 {
+				err = fmt.Errorf("message %d: %w", i, err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		results[i] = r
+	}
+	return results, errors.Join(errs...)
+}
+
+// SendAsync sends msg in the background and calls promise exactly once with the outcome, on a
+// goroutine of the producer (promise may be nil). It waits while WithMaxAsyncInflight sends are in
+// flight; if ctx ends or the producer closes meanwhile, promise gets that error.
+func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*SendResult, error)) {
+	if promise == nil {
+		promise = func(*SendResult, error) {}
+	}
+	select {
+	case p.async <- struct{}{}:
+	case <-ctx.Done():
+		promise(nil, ctx.Err())
+		return
+	case <-p.c.done:
+		promise(nil, ErrClosed)
+		return
+	}
+	p.mu.RLock()
+	if p.mu.closed {
+		p.mu.RUnlock()
+		<-p.async
+		promise(nil, ErrClosed)
+		return
+	}
+	p.mu.wg.Add(1)
+	p.mu.RUnlock()
+	go func() {
+		defer p.mu.wg.Done()
+		r, err := p.prepareAndSend(ctx, msg)
+		<-p.async
+		promise(r, err)
+	}()
+}
+
+// SendOneway sends msg without waiting for the broker's answer: one attempt, no result. The message
+// may be lost without an error.
+func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	req, err := p.prepare(msg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.sendContext(ctx)
+	defer cancel()
+	r, err := p.c.routes.get(ctx, msg.Topic, true)
+	if err != nil {
+		return err
+	}
+	mq, err := p.selectQueue(r, msg, "")
+	if err != nil {
+		return err
+	}
+	addr := p.c.routes.masterAddr(mq.BrokerName)
+	if addr == "" {
+		p.c.routes.refreshSoon(msg.Topic)
+		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+	}
+	if err := p.c.tc.InvokeOneway(ctx, addr, req.command(p.cfg.group, mq, p.cfg.now())); err != nil {
+		return fmt.Errorf("client: oneway send to %s: %w", addr, err)
+	}
+	return nil
+}
+
+// SendBatch sends msgs as one SEND_BATCH_MESSAGE: they are stored together in one queue (chosen from
+// the first message's ShardingKey, or round-robin). They must share a topic and have no delay level;
+// the encoded batch must fit WithMaxMessageSize. Batches are not compressed.
+func (p *Producer) SendBatch(ctx context.Context, msgs ...*Message) (*SendResult, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: empty batch", ErrInvalidMessage)
+	}
+	batch := make([]*message.Message, len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		if err := m.validate(); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Topic != msgs[0].Topic {
+			return nil, fmt.Errorf("%w: a batch goes to one topic (message %d: %s, message 0: %s)", ErrInvalidMessage, i, m.Topic, msgs[0].Topic)
+		}
+		if m.DelayLevel != 0 {
+			return nil, fmt.Errorf("%w: message %d: a batch cannot carry a delay level", ErrInvalidMessage, i)
+		}
+		props, err := m.properties(p.ids.Next())
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		ids[i] = props[message.PropertyUniqKey]
+		batch[i] = &message.Message{Flag: m.Flag, Body: m.Body, Properties: props}
+	}
+	data, err := message.AppendBatch(nil, batch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if len(data) > p.cfg.maxMessageSize {
+		return nil, fmt.Errorf("%w: the batch encodes to %d bytes; the limit is %d", ErrMessageTooLarge, len(data), p.cfg.maxMessageSize)
+	}
+	req := &sendRequest{topic: msgs[0].Topic, body: data, batch: true, uniqKey: strings.Join(ids, ",")}
+	return p.sendWithRetries(ctx, msgs[0], req)
+}
+
+func (p *Producer) checkOpen() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.mu.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (p *Producer) send(ctx context.Context, msg *Message) (*SendResult, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	return p.prepareAndSend(ctx, msg)
+}
+
+func (p *Producer) prepareAndSend(ctx context.Context, msg *Message) (*SendResult, error) {
+	req, err := p.prepare(msg)
+	if err != nil {
+		return nil, err
+	}
+	return p.sendWithRetries(ctx, msg, req)
+}
+
+// sendContext bounds a send by the send timeout and ends it when the producer closes.
+func (p *Producer) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	cancel := context.CancelFunc(func() {})
+	if p.cfg.sendTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.sendTimeout)
+	}
+	stop := context.AfterFunc(p.c.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// sendWithRetries sends req, trying again on another broker (or, for an ordered message, on the same
+// queue) while the failure is retriable and attempts and time remain.
+func (p *Producer) sendWithRetries(ctx context.Context, msg *Message, req *sendRequest) (*SendResult, error) {
+	ctx, cancel := p.sendContext(ctx)
+	defer cancel()
+	var lastErr error
+	lastBroker := ""
+	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
+		if attempt > 0 && ctx.Err() != nil {
+			break
+		}
+		res, broker, err := p.attempt(ctx, msg, req, lastBroker)
+		if err == nil {
+			return res, nil
+		}
+		if p.c.closed() {
+			return nil, ErrClosed
+		}
+		lastErr, lastBroker = err, broker
+		p.c.routes.refreshSoon(msg.Topic)
+		if !IsRetriable(err) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// attempt sends req once to a queue chosen avoiding lastBroker, and returns the broker it used.
+func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, lastBroker string) (*SendResult, string, error) {
+	r, err := p.c.routes.get(ctx, msg.Topic, true)
+	if err != nil {
+		return nil, "", err
+	}
+	mq, err := p.selectQueue(r, msg, lastBroker)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := p.c.routes.masterAddr(mq.BrokerName)
+	if addr == "" {
+		return nil, mq.BrokerName, fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+	}
+	start := time.Now()
+	cmd := req.command(p.cfg.group, mq, p.cfg.now())
+	resp, err := p.c.invoke(ctx, addr, cmd)
+	var res *SendResult
+	if err == nil {
+		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)
+	}
+	if p.cfg.faultAvoidance {
+		// A broker that failed in a way another broker may not (busy, unreachable, slow) is avoided.
+		p.faults.record(mq.BrokerName, time.Since(start), err != nil && IsRetriable(err))
+	}
+	return res, mq.BrokerName, err
+}
+
+// selectQueue picks the queue of one attempt.
+func (p *Producer) selectQueue(r *topicRoute, msg *Message, lastBroker string) (MessageQueue, error) {
+	queues := r.writeQueues
+	if len(queues) == 0 {
+		return MessageQueue{}, fmt.Errorf("%w: topic %s has no writable queue", ErrNoRoute, msg.Topic)
+	}
+	if msg.ShardingKey != "" {
+		return p.cfg.selector.Select(msg, queues), nil
+	}
+	n := int(p.next.Add(1))
+	for i := range queues {
+		q := queues[(n+i)%len(queues)]
+		if q.BrokerName == lastBroker || (p.cfg.faultAvoidance && !p.faults.available(q.BrokerName)) {
+			continue
+		}
+		return q, nil
+	}
+	for i := range queues { // every broker is avoided: at least leave the one that just failed
+		if q := queues[(n+i)%len(queues)]; q.BrokerName != lastBroker {
+			return q, nil
+		}
+	}
+	return queues[n%len(queues)], nil
+}
+
+// sendRequest is a message ready to send: what does not change between attempts.
+type sendRequest struct {
+	topic      string
+	body       []byte
+	properties string
+	sysFlag    int32
+	flag       int32
+	batch      bool
+	uniqKey    string
+}
+
+// prepare validates msg and encodes what every attempt sends.
+func (p *Producer) prepare(msg *Message) (*sendRequest, error) {
+	if err := msg.validate(); err != nil {
+		return nil, err
+	}
+	if len(msg.Body) > p.cfg.maxMessageSize {
+		return nil, fmt.Errorf("%w: the body is %d bytes; the limit is %d", ErrMessageTooLarge, len(msg.Body), p.cfg.maxMessageSize)
+	}
+	props, err := msg.properties(p.ids.Next())
+	if err != nil {
+		return nil, err
+	}
+	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, uniqKey: props[message.PropertyUniqKey],
+		properties: string(message.AppendProperties(nil, props))}
+	if p.cfg.compressThreshold > 0 && len(msg.Body) > p.cfg.compressThreshold {
+		if z, ok := compress(msg.Body, p.cfg.compressLevel); ok {
+			req.body = z
+			req.sysFlag |= message.FlagCompressed
+		}
+	}
+	return req, nil
+}
+
+// compress zlib-compresses b, reporting ok only when that makes it smaller.
+func compress(b []byte, level int) ([]byte, bool) {
+	var buf bytes.Buffer
+	w, err := zlib.NewWriterLevel(&buf, level)
+	if err != nil {
+		return nil, false
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, false
+	}
+	if err := w.Close(); err != nil || buf.Len() >= len(b) {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// command builds the SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request for queue mq, with the
+// one-letter header Java producers send (PROTOCOL.md §2.4).
+func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *remoting.Command {
+	c := code.SendMessageV2
+	if r.batch {
+		c = code.SendBatchMessage
+	}
+	ext := map[string]string{
+		"a": group,
+		"b": r.topic,
+		"c": body.AutoCreateTopicTemplate,
+		"d": strconv.Itoa(defaultTopicQueueNums),
+		"e": strconv.Itoa(int(mq.QueueID)),
+		"f": strconv.Itoa(int(r.sysFlag)),
+		"g": strconv.FormatInt(now.UnixMilli(), 10),
+		"h": strconv.Itoa(int(r.flag)),
+		"i": r.properties,
+		"j": "0",
+		"k": "false",
+		"m": strconv.FormatBool(r.batch),
+	}
+	return remoting.NewRequest(c, ext, r.body)
+}
+
+// parseSendResponse turns a send answer into a result or an error.
+func parseSendResponse(resp *remoting.Command, req code.Request, addr string, mq MessageQueue, uniqKey string) (*SendResult, error) {
+	res := &SendResult{MsgID: uniqKey, Queue: mq}
+	switch resp.ResponseCode() {
+	case code.Success:
+	case code.FlushDiskTimeout:
+		res.Status = SendFlushDiskTimeout
+	case code.FlushSlaveTimeout:
+		res.Status = SendFlushSlaveTimeout
+	case code.SlaveNotAvailable:
+		res.Status = SendSlaveNotAvailable
+	default:
+		return nil, responseErr(req, addr, resp.ResponseCode(), resp.Remark)
+	}
+	r := remoting.ReadExt(resp)
+	res.OffsetMsgID = r.String("msgId")
+	res.Queue.QueueID = r.Int32("queueId")
+	res.QueueOffset = r.Int64("queueOffset")
+	res.RegionID = r.OptString(message.PropertyMsgRegion)
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("client: %s answer from %s: %w", req, addr, err)
+	}
+	return res, nil
+}

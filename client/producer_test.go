@@ -1,0 +1,338 @@
+package client
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/code"
+)
+
+func newTestProducer(t *testing.T, f *fakeCluster, opts ...ProducerOpt) *Producer {
+	t.Helper()
+	p, err := NewProducer(append([]ProducerOpt{WithNameServers(f.nsAddr), WithProducerGroup("pg")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func props(cmd *remoting.Command) map[string]string { return message.ParseProperties(cmd.Ext("i")) }
+
+func TestProducerRoundRobin(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 4)
+	p := newTestProducer(t, f)
+	ctx := context.Background()
+	seen := map[MessageQueue]int{}
+	for i := range 16 {
+		res, err := p.Send(ctx, &Message{Topic: "T", Body: []byte("m" + strconv.Itoa(i)), Tags: "A", Keys: []string{"k1", "k2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[res[0].Queue]++
+		if res[0].MsgID == "" || res[0].OffsetMsgID == "" || res[0].RegionID != "DefaultRegion" {
+			t.Fatalf("result %+v", res[0])
+		}
+	}
+	if len(seen) != 8 {
+		t.Fatalf("16 sends used %d of 8 queues: %v", len(seen), seen)
+	}
+	for _, b := range f.brokers {
+		got := b.received()
+		if len(got) != 8 {
+			t.Fatalf("%s got %d sends, want 8", b.name, len(got))
+		}
+		pr := props(got[0])
+		if got[0].RequestCode() != code.SendMessageV2 || pr["TAGS"] != "A" || pr["KEYS"] != "k1 k2" || len(pr["UNIQ_KEY"]) != 32 {
+			t.Fatalf("request %v, properties %q", got[0], pr)
+		}
+		if got[0].Ext("a") != "pg" || got[0].Ext("c") != "TBW102" || got[0].Ext("m") != "false" {
+			t.Fatalf("header %v", got[0].ExtFields)
+		}
+	}
+}
+
+func TestProducerRetriesOnAnotherBroker(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 2)
+	f.brokers[0].fail(code.SystemBusy, 0)
+	p := newTestProducer(t, f)
+	for i := range 6 {
+		res, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if res[0].Queue.BrokerName != "broker-b" {
+			t.Fatalf("send %d stored on %s", i, res[0].Queue.BrokerName)
+		}
+	}
+	// The first failure isolates broker-a (a failure counts as 10 s of latency), so it is tried once.
+	if n := len(f.brokers[0].received()); n != 1 {
+		t.Fatalf("broker-a was tried %d times, want 1 (fault avoidance)", n)
+	}
+}
+
+func TestProducerNoFaultAvoidanceStillRetries(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 1)
+	f.brokers[0].fail(code.SystemBusy, 0)
+	p := newTestProducer(t, f, WithFaultAvoidance(false))
+	for range 4 {
+		if _, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.brokers[0].received()); n < 1 {
+		t.Fatalf("broker-a tried %d times", n)
+	}
+}
+
+func TestProducerErrors(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 1)
+	f.brokers[0].fail(code.MessageIllegal, 0)
+	f.brokers[1].fail(code.MessageIllegal, 0)
+	p := newTestProducer(t, f)
+	_, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Code != code.MessageIllegal || IsRetriable(err) {
+		t.Fatalf("err = %v, want a non-retriable MESSAGE_ILLEGAL", err)
+	}
+	if !errors.Is(err, &ResponseError{Code: code.MessageIllegal}) {
+		t.Fatal("errors.Is by code failed")
+	}
+	if n := len(f.brokers[0].received()) + len(f.brokers[1].received()); n != 1 {
+		t.Fatalf("%d attempts for a non-retriable error", n)
+	}
+
+	f.brokers[0].fail(code.SystemBusy, 0)
+	f.brokers[1].fail(code.SystemBusy, 0)
+	_, err = p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+	if !errors.As(err, &re) || re.Code != code.SystemBusy || !IsRetriable(err) {
+		t.Fatalf("err = %v, want a retriable SYSTEM_BUSY", err)
+	}
+
+	for _, tc := range []struct {
+		msg  *Message
+		want error
+	}{
+		{&Message{Topic: "T"}, ErrInvalidMessage},
+		{&Message{Topic: "bad topic", Body: []byte("x")}, ErrInvalidMessage},
+		{&Message{Topic: "T", Body: []byte("x"), Keys: []string{"a b"}}, ErrInvalidMessage},
+		{&Message{Topic: "T", Body: []byte("x"), Properties: map[string]string{"a\x01": "b"}}, ErrInvalidMessage},
+		{&Message{Topic: "T", Body: make([]byte, 4<<20+1)}, ErrMessageTooLarge},
+	} {
+		if _, err := p.Send(context.Background(), tc.msg); !errors.Is(err, tc.want) || IsRetriable(err) {
+			t.Errorf("Send(%.40v) = %v, want %v", tc.msg, err, tc.want)
+		}
+	}
+}
+
+func TestProducerCompressionAndDelay(t *testing.T) {
+	f := newFakeCluster(t, "broker-a").start()
+	f.addTopic("T", 1)
+	p := newTestProducer(t, f)
+	big := bytes.Repeat([]byte("compressible "), 1000)
+	if _, err := p.Send(context.Background(), &Message{Topic: "T", Body: big, DelayLevel: 3},
+		&Message{Topic: "T", Body: []byte("small")}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.brokers[0].received()
+	if got[0].Ext("f") != "1" || len(got[0].Body) >= len(big) {
+		t.Fatalf("sysFlag %s, body %d bytes: not compressed", got[0].Ext("f"), len(got[0].Body))
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(got[0].Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if !bytes.Equal(plain, big) {
+		t.Fatal("decompressed body differs")
+	}
+	if props(got[0])["DELAY"] != "3" {
+		t.Fatalf("properties %q", props(got[0]))
+	}
+	if got[1].Ext("f") != "0" || string(got[1].Body) != "small" {
+		t.Fatalf("small message: sysFlag %s body %q", got[1].Ext("f"), got[1].Body)
+	}
+}
+
+func TestProducerOrdered(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 4)
+	p := newTestProducer(t, f)
+	queues := map[string]MessageQueue{}
+	for i := range 30 {
+		key := "order-" + strconv.Itoa(i%3)
+		res, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x"), ShardingKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, ok := queues[key]; ok && q != res[0].Queue {
+			t.Fatalf("key %s went to %v and %v", key, q, res[0].Queue)
+		}
+		queues[key] = res[0].Queue
+	}
+	// HashSelector agrees with Java's SelectMessageQueueByHash: |"order-0".hashCode()| % 8.
+	h := int64(message.HashMore(0, "order-0")) % 8
+	if h < 0 {
+		h = -h
+	}
+	r, _ := p.c.routes.get(context.Background(), "T", false)
+	if queues["order-0"] != r.writeQueues[h] {
+		t.Fatalf("order-0 went to %v, want %v", queues["order-0"], r.writeQueues[h])
+	}
+}
+
+func TestProducerBatch(t *testing.T) {
+	f := newFakeCluster(t, "broker-a").start()
+	f.addTopic("T", 2)
+	p := newTestProducer(t, f)
+	res, err := p.SendBatch(context.Background(), &Message{Topic: "T", Body: []byte("a"), Tags: "x"}, &Message{Topic: "T", Body: []byte("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.brokers[0].received()
+	if len(got) != 1 || got[0].RequestCode() != code.SendBatchMessage || got[0].Ext("m") != "true" {
+		t.Fatalf("requests %v", got)
+	}
+	msgs, err := message.DecodeBatch(got[0].Body)
+	if err != nil || len(msgs) != 2 || string(msgs[1].Body) != "b" || msgs[0].Tags() != "x" {
+		t.Fatalf("batch %v %v", msgs, err)
+	}
+	if want := msgs[0].UniqKey() + "," + msgs[1].UniqKey(); res.MsgID != want {
+		t.Fatalf("MsgID %q, want %q", res.MsgID, want)
+	}
+	if _, err := p.SendBatch(context.Background(), &Message{Topic: "T", Body: []byte("a")}, &Message{Topic: "U", Body: []byte("b")}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("mixed topics: %v", err)
+	}
+	if _, err := p.SendBatch(context.Background(), &Message{Topic: "T", Body: []byte("a"), DelayLevel: 2}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("delay in batch: %v", err)
+	}
+}
+
+func TestProducerAsyncAndClose(t *testing.T) {
+	f := newFakeCluster(t, "broker-a").start()
+	f.addTopic("T", 4)
+	p := newTestProducer(t, f, WithMaxAsyncInflight(8))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for range 100 {
+		wg.Add(1)
+		p.SendAsync(context.Background(), &Message{Topic: "T", Body: []byte("x")}, func(r *SendResult, err error) {
+			defer wg.Done()
+			if err == nil && r.OffsetMsgID == "" {
+				err = errors.New("empty result")
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
+	}
+	p.Close()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.brokers[0].received()); n != 100 {
+		t.Fatalf("broker got %d sends", n)
+	}
+	if _, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")}); !errors.Is(err, ErrClosed) || IsRetriable(err) {
+		t.Fatalf("send after close: %v", err)
+	}
+	done := make(chan error, 1)
+	p.SendAsync(context.Background(), &Message{Topic: "T", Body: []byte("x")}, func(_ *SendResult, err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("async send after close: %v", err)
+	}
+}
+
+func TestProducerOneway(t *testing.T) {
+	f := newFakeCluster(t, "broker-a").start()
+	f.addTopic("T", 1)
+	p := newTestProducer(t, f)
+	if err := p.SendOneway(context.Background(), &Message{Topic: "T", Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.brokers[0].received()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("oneway send never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := f.brokers[0].received()[0]; got.Flag&remoting.FlagOneway == 0 {
+		t.Fatalf("flag %d", got.Flag)
+	}
+}
+
+func TestProducerAutoCreateRoute(t *testing.T) {
+	f := newFakeCluster(t, "broker-a").start()
+	p := newTestProducer(t, f)
+	res, err := p.Send(context.Background(), &Message{Topic: "NEW", Body: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := p.c.routes.get(context.Background(), "NEW", true)
+	if !r.auto || len(r.writeQueues) != defaultTopicQueueNums || res[0].Queue.Topic != "NEW" {
+		t.Fatalf("route %+v, result %+v", r, res[0])
+	}
+	if _, err := p.c.routes.get(context.Background(), "NEW", false); !errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
+		t.Fatalf("route without auto-creation: %v", err)
+	}
+}
+
+func TestProducerNoNameServer(t *testing.T) {
+	if _, err := NewProducer(); !errors.Is(err, ErrNoNameServer) {
+		t.Fatal(err)
+	}
+	f := newFakeCluster(t).start()
+	p := newTestProducer(t, f, WithSendTimeout(500*time.Millisecond))
+	f.mu.Lock()
+	delete(f.topics, "TBW102")
+	f.mu.Unlock()
+	_, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+	if !errors.Is(err, ErrNoRoute) || !IsRetriable(err) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestIsolationTable(t *testing.T) {
+	for _, tc := range []struct{ latency, want time.Duration }{
+		{0, 0}, {100 * time.Millisecond, 0}, {549 * time.Millisecond, 0}, {550 * time.Millisecond, 2 * time.Second},
+		{2 * time.Second, 5 * time.Second}, {3 * time.Second, 6 * time.Second}, {10 * time.Second, 10 * time.Second},
+		{time.Minute, 30 * time.Second},
+	} {
+		if got := isolationFor(tc.latency); got != tc.want {
+			t.Errorf("isolationFor(%v) = %v, want %v", tc.latency, got, tc.want)
+		}
+	}
+	now := time.Unix(1000, 0)
+	ft := newFaultTable(func() time.Time { return now })
+	ft.record("a", time.Second, false)
+	if ft.available("a") {
+		t.Fatal("a slow broker stays available")
+	}
+	now = now.Add(2 * time.Second)
+	if !ft.available("a") {
+		t.Fatal("isolation does not end")
+	}
+	ft.record("a", 0, true)
+	now = now.Add(9 * time.Second)
+	if ft.available("a") {
+		t.Fatal("a failure isolates for 10 s")
+	}
+}
