@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -63,5 +64,101 @@ func TestDevProducer(t *testing.T) {
 	var re *ResponseError
 	if !errors.As(err, &re) || re.Code != code.SystemError {
 		t.Fatalf("send to a system topic: %v", err)
+	}
+}
+
+func TestDevAdmin(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, err := NewAdmin(WithNameServers(d.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	topic := uniqueTopic(t)
+	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := adm.Topics(ctx)
+	if err != nil || !slices.Contains(topics, topic) {
+		t.Fatalf("topics %v, %v", topics, err)
+	}
+	r, err := adm.Route(ctx, topic)
+	if err != nil || len(r.QueueDatas) != 1 || r.QueueDatas[0].WriteQueueNums != 2 {
+		t.Fatalf("route %+v, %v", r, err)
+	}
+	ci, err := adm.ClusterInfo(ctx)
+	if err != nil || ci.BrokerAddrTable["broker-a"] == nil || ci.BrokerAddrTable["broker-a"].BrokerAddrs[0] != d.broker {
+		t.Fatalf("cluster info %+v, %v", ci, err)
+	}
+
+	p, err := NewProducer(WithNameServers(d.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now().Add(-time.Minute)
+	big := bytes.Repeat([]byte("zz"), 5000)
+	res, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("one"), Keys: []string{"order-1"}},
+		&Message{Topic: topic, Body: big, Keys: []string{"order-2"}}, &Message{Topic: topic, Body: []byte("three")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := adm.ViewMessage(ctx, res[1].OffsetMsgID)
+	if err != nil || !bytes.Equal(m.Body, big) || m.UniqKey() != res[1].MsgID || m.Topic != topic {
+		t.Fatalf("view: %v, %v", m, err)
+	}
+	// The index is built in the background: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		byKey, err := adm.QueryMessages(ctx, topic, "order-1", false, start, time.Now().Add(time.Minute), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID, err := adm.QueryMessages(ctx, topic, res[2].MsgID, true, start, time.Now().Add(time.Minute), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(byKey) == 1 && len(byID) == 1 {
+			if string(byKey[0].Body) != "one" || string(byID[0].Body) != "three" {
+				t.Fatalf("query by key %q, by id %q", byKey[0].Body, byID[0].Body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query by key found %d, by id %d", len(byKey), len(byID))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	group := "cg_" + topic
+	if _, err := adm.ConsumeStats(ctx, group, topic); !errors.Is(err, &ResponseError{Code: code.ConsumerNotOnline}) {
+		t.Fatalf("stats of an unknown group: %v", err)
+	}
+	offs, err := adm.ResetOffsetByTime(ctx, topic, group, time.Time{}, true) // to the end
+	if err != nil || len(offs) != 2 {
+		t.Fatalf("reset: %v, %v", offs, err)
+	}
+	var total int64
+	for _, o := range offs {
+		total += o
+	}
+	if total != 3 {
+		t.Fatalf("offsets at the end sum to %d, want 3", total)
+	}
+	if _, err := adm.ResetOffsetByTime(ctx, topic, group, start, true); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := adm.ConsumeStats(ctx, group, topic)
+	if err != nil || len(stats.Queues) != 2 || stats.Lag() != 3 {
+		t.Fatalf("stats %+v, %v", stats, err)
+	}
+
+	if err := adm.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Route(ctx, topic); !errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
+		t.Fatalf("route after delete: %v", err)
 	}
 }
