@@ -45,7 +45,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.pprof, "pprof", "", "serve Go profiling endpoints (/debug/pprof/) on HOST:PORT (off by default)")
-	root.AddCommand(newNamesrvCommand(&g), newBrokerCommand(&g), newDevCommand(&g))
+	root.AddCommand(newNamesrvCommand(&g), newBrokerCommand(&g), newDevCommand(&g), newBenchCommand(&g))
 	return root
 }
 
