@@ -17,6 +17,14 @@
 //	// Asynchronous: the promise runs once, on a producer goroutine.
 //	p.SendAsync(ctx, msg, func(r *client.SendResult, err error) { ... })
 //
+//	c, err := client.NewPullConsumer("group", client.WithNameServers("127.0.0.1:9876"))
+//	defer c.Close()
+//	err = c.Subscribe(ctx, "Orders", "new || paid") // or c.Assign(ctx, queues...)
+//	for {
+//		msgs, err := c.Poll(ctx) // long polling; the previous batch now counts as processed
+//		...
+//	}
+//
 //	adm, err := client.NewAdmin(client.WithNameServers("127.0.0.1:9876"))
 //	defer adm.Close()
 //	err = adm.CreateTopic(ctx, client.TopicSpec{Topic: "Orders", Queues: 8})
@@ -35,6 +43,11 @@
 // SelectMessageQueueByHash) picks their queue and retries stay on it. Bodies over 4 KiB are
 // zlib-compressed (WithCompressThreshold); bodies over 4 MiB are refused before sending
 // (WithMaxMessageSize). Every message gets a UNIQ_KEY (SendResult.MsgID).
+//
+// A PullConsumer that subscribes shares the topic's queues with the group's other members
+// (RocketMQ's average allocation, recomputed every 20 s and when a broker says the group changed) and
+// keeps its offsets on the brokers: auto-committed every 5 s (WithAutoCommit) for the messages whose
+// next Poll was called, so a crash re-delivers at most the batch in hand and the last interval.
 //
 // # Errors
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -22,11 +23,7 @@ func TestDevProducer(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := NewProducer(WithNameServers(d.ns), WithProducerGroup("client_it"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := d.producer(t, WithProducerGroup("client_it"))
 	topic := uniqueTopic(t)
 
 	// The topic does not exist: the first send goes through TBW102 and the broker creates it.
@@ -71,11 +68,7 @@ func TestDevAdmin(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm, err := NewAdmin(WithNameServers(d.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	adm := d.admin(t)
 	topic := uniqueTopic(t)
 	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
 		t.Fatal(err)
@@ -93,11 +86,7 @@ func TestDevAdmin(t *testing.T) {
 		t.Fatalf("cluster info %+v, %v", ci, err)
 	}
 
-	p, err := NewProducer(WithNameServers(d.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := d.producer(t)
 	start := time.Now().Add(-time.Minute)
 	big := bytes.Repeat([]byte("zz"), 5000)
 	res, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("one"), Keys: []string{"order-1"}},
@@ -161,4 +150,174 @@ func TestDevAdmin(t *testing.T) {
 	if _, err := adm.Route(ctx, topic); !errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
 		t.Fatalf("route after delete: %v", err)
 	}
+}
+
+func TestDevPullConsumer(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	adm := d.admin(t)
+	topic := uniqueTopic(t)
+	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 4}); err != nil {
+		t.Fatal(err)
+	}
+	p := d.producer(t)
+	const n = 40
+	want := map[string]bool{}
+	for i := range n {
+		tag := "A"
+		if i%4 == 3 {
+			tag = "B"
+		}
+		body := []byte(fmt.Sprint("m", i))
+		if i == 5 {
+			body = bytes.Repeat([]byte("c"), 10000) // compressed by the producer
+		}
+		if _, err := p.Send(ctx, &Message{Topic: topic, Body: body, Tags: tag}); err != nil {
+			t.Fatal(err)
+		}
+		if tag == "A" {
+			want[string(body)] = true
+		}
+	}
+
+	group := "cg_" + topic
+	newConsumer := func() *PullConsumer {
+		c, err := NewPullConsumer(group, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst), WithAutoCommit(0),
+			WithLongPollTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe(ctx, topic, "A"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c1, c2 := newConsumer(), newConsumer()
+	defer c1.Close()
+	defer c2.Close()
+	got := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		for _, c := range []*PullConsumer{c1, c2} {
+			pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			msgs, err := c.Poll(pctx)
+			pcancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				if m.Tags() != "A" {
+					t.Fatalf("got tag %q through filter A", m.Tags())
+				}
+				got[string(m.Body)]++
+			}
+		}
+	}
+	for b := range want {
+		if got[b] != 1 {
+			t.Fatalf("message %.10q delivered %d times (got %d of %d)", b, got[b], len(got), len(want))
+		}
+	}
+	a1, a2 := c1.Assignment(), c2.Assignment()
+	if len(a1) != 2 || len(a2) != 2 {
+		t.Fatalf("assignments %v and %v, want 2 queues each", a1, a2)
+	}
+	if err := c1.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := adm.ConsumeStats(ctx, group, topic)
+	if err != nil || stats.Lag() != 0 {
+		t.Fatalf("lag after commit: %+v, %v", stats, err)
+	}
+
+	// c2 leaves: c1 takes over its queues, from the committed offsets (nothing is re-delivered).
+	c2.Close()
+	if _, err := c2.Poll(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("poll after close: %v", err)
+	}
+	if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("late"), Tags: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	var late []string
+	for len(late) == 0 && time.Now().Before(deadline.Add(10*time.Second)) {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		msgs, err := c1.Poll(pctx)
+		pcancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			late = append(late, string(m.Body))
+		}
+	}
+	if !slices.Equal(late, []string{"late"}) || len(c1.Assignment()) != 4 {
+		t.Fatalf("after rebalance: got %q, assignment %v", late, c1.Assignment())
+	}
+}
+
+func TestDevPullAssign(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := d.producer(t)
+	topic := uniqueTopic(t)
+	res, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("first"), ShardingKey: "k"}, &Message{Topic: topic, Body: []byte("second"), ShardingKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq := res[0].Queue
+	c, err := NewPullConsumer("cg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Assign(ctx, mq); err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for len(bodies) < 2 {
+		msgs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			bodies = append(bodies, string(m.Body))
+		}
+	}
+	if !slices.Equal(bodies, []string{"first", "second"}) {
+		t.Fatalf("ordered bodies %q", bodies)
+	}
+	if err := c.Seek(mq, res[1].QueueOffset); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Poll(ctx)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "second" {
+		t.Fatalf("after seek: %v, %v", msgs, err)
+	}
+}
+
+// admin returns an Admin of the dev cluster, closed at the end of the test.
+func (d *devProcess) admin(t *testing.T) *Admin {
+	t.Helper()
+	adm, err := NewAdmin(WithNameServers(d.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adm.Close() })
+	return adm
+}
+
+// producer returns a Producer of the dev cluster, closed at the end of the test.
+func (d *devProcess) producer(t *testing.T, opts ...ProducerOpt) *Producer {
+	t.Helper()
+	p, err := NewProducer(append([]ProducerOpt{WithNameServers(d.ns)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
