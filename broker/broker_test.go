@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/namesrv"
 	"github.com/apogeemq/apogee/remoting"
 	"github.com/apogeemq/apogee/remoting/body"
 	"github.com/apogeemq/apogee/remoting/code"
@@ -502,5 +503,91 @@ func TestQueriesAndStats(t *testing.T) {
 	}
 	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, map[string]string{"topic": "TBW102"}, nil)); r.ResponseCode() != code.SystemError {
 		t.Fatal("deleting TBW102 allowed")
+	}
+}
+
+// TestRegistersWithEveryNameServer: the broker registers with each NameServer at start, re-registers
+// on its period and after a topic change, and unregisters at shutdown.
+func TestRegistersWithEveryNameServer(t *testing.T) {
+	var servers []*namesrv.Server
+	var addrs []string
+	for range 2 {
+		ns, err := namesrv.New(namesrv.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Serve(ln)
+		t.Cleanup(func() { ns.Shutdown(context.Background()) })
+		servers = append(servers, ns)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	tb := openTestBroker(t, "", func(o *Options) {
+		o.NamesrvAddr = addrs
+		o.RegisterNameServerPeriod = 100 * time.Millisecond
+	})
+	for _, ns := range servers {
+		if ns.Routes().TopicRoute("TBW102") == nil {
+			t.Fatal("not registered at start")
+		}
+	}
+	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "Fresh", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6"}, nil))
+	for _, ns := range servers {
+		if r := ns.Routes().TopicRoute("Fresh"); r == nil || r.QueueDatas[0].WriteQueueNums != 2 {
+			t.Fatal("a created topic is not routed when the create call returns")
+		}
+	}
+	// A NameServer that lost the broker (its routes were dropped) learns it again at the next period.
+	servers[0].Routes().Unregister("DefaultCluster", tb.Addr(), "broker-a", 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for servers[0].Routes().TopicRoute("Fresh") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no periodic re-registration")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.stop(t)
+	for _, ns := range servers {
+		if ns.Routes().TopicRoute("Fresh") != nil {
+			t.Fatal("routes remain after the broker shut down")
+		}
+	}
+}
+
+func TestOffsetLookups(t *testing.T) {
+	tb := openTestBroker(t, "", nil)
+	before := time.Now().UnixMilli()
+	for i := range 5 {
+		mustSend(t, tb, "Lookup", 0, strconv.Itoa(i), nil)
+	}
+	waitQueue(t, tb, "Lookup", 0, 5)
+	ask := func(c code.Request, ext map[string]string) string {
+		ext["topic"], ext["queueId"] = "Lookup", "0"
+		r := tb.call(t, remoting.NewRequest(c, ext, nil))
+		if r.ResponseCode() != code.Success {
+			t.Fatalf("%v: %v %s", c, r.ResponseCode(), r.Remark)
+		}
+		if v := r.Ext("offset"); v != "" {
+			return v
+		}
+		return r.Ext("timestamp")
+	}
+	if got := ask(code.GetMaxOffset, map[string]string{}); got != "5" {
+		t.Errorf("max offset %s", got)
+	}
+	if got := ask(code.GetMinOffset, map[string]string{}); got != "0" {
+		t.Errorf("min offset %s", got)
+	}
+	if got := ask(code.SearchOffsetByTimestamp, map[string]string{"timestamp": strconv.FormatInt(before-1000, 10)}); got != "0" {
+		t.Errorf("offset by an early time %s", got)
+	}
+	if got := ask(code.SearchOffsetByTimestamp, map[string]string{"timestamp": strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}); got != "5" {
+		t.Errorf("offset by a future time %s", got)
+	}
+	if ts, _ := strconv.ParseInt(ask(code.GetEarliestMsgStoretime, map[string]string{}), 10, 64); ts < before || ts > time.Now().UnixMilli() {
+		t.Errorf("earliest store time %d", ts)
 	}
 }
