@@ -85,12 +85,57 @@ func (r *jsonReader) nextMember() bool {
 	return r.err == nil
 }
 
-// key reads a member name and its colon.
+// key reads a member name and its colon. Names of the header and of common ext fields come from a
+// fixed table, so reading them allocates nothing.
 func (r *jsonReader) key() string {
+	if r.peek() == '"' {
+		if end := r.plainStringEnd(r.i + 1); end > 0 {
+			if k, ok := internedKeys[string(r.b[r.i+1:end])]; ok { // no allocation: map lookup by []byte
+				r.i = end + 1
+				r.expect(':')
+				return k
+			}
+		}
+	}
 	k := r.str()
 	r.expect(':')
 	return k
 }
+
+// plainStringEnd returns the index of the quote closing a string that starts at from and has no
+// escapes or control characters, or -1.
+func (r *jsonReader) plainStringEnd(from int) int {
+	for i := from; i < len(r.b); i++ {
+		switch c := r.b[i]; {
+		case c == '"':
+			return i
+		case c == '\\' || c < 0x20:
+			return -1
+		}
+	}
+	return -1
+}
+
+// internedKeys are the member names that appear in nearly every header.
+var internedKeys = func() map[string]string {
+	names := []string{
+		"code", "language", "version", "opaque", "flag", "remark", "extFields", "serializeTypeCurrentRPC",
+		// send
+		"producerGroup", "topic", "defaultTopic", "defaultTopicQueueNums", "queueId", "sysFlag", "bornTimestamp",
+		"properties", "reconsumeTimes", "unitMode", "batch", "maxReconsumeTimes",
+		"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n",
+		// send answers
+		"msgId", "queueOffset", "MSG_REGION", "TRACE_ON", "transactionId",
+		// pull and offsets
+		"consumerGroup", "maxMsgNums", "commitOffset", "suspendTimeoutMillis", "subscription", "subVersion",
+		"expressionType", "nextBeginOffset", "minOffset", "maxOffset", "suggestWhichBrokerId", "offset",
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = n
+	}
+	return m
+}()
 
 // end checks that nothing but white space follows the value.
 func (r *jsonReader) end() {
