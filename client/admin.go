@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apogeemq/apogee/message"
@@ -265,18 +266,11 @@ func (a *Admin) ConsumeStats(ctx context.Context, group, topic string) (*Consume
 func compareMQ(x, y MessageQueue) int {
 	switch {
 	case x.Topic != y.Topic:
-		return cmpString(x.Topic, y.Topic)
+		return strings.Compare(x.Topic, y.Topic)
 	case x.BrokerName != y.BrokerName:
-		return cmpString(x.BrokerName, y.BrokerName)
+		return strings.Compare(x.BrokerName, y.BrokerName)
 	}
 	return int(x.QueueID - y.QueueID)
-}
-
-func cmpString(a, b string) int {
-	if a < b {
-		return -1
-	}
-	return 1
 }
 
 // parseConsumeStats adds one broker's ConsumeStats body to stats. fastjson writes it with

@@ -1,5 +1,5 @@
-// Package client is Apogee's Go client for RocketMQ's remoting protocol: a Producer, an Admin and a
-// PullConsumer. It speaks only the remoting protocol, so it works with Apogee and with Apache RocketMQ
+// Package client is Apogee's Go client for RocketMQ's remoting protocol: a Producer, a PushConsumer,
+// a PullConsumer and an Admin. It speaks only the remoting protocol, so it works with Apogee and with Apache RocketMQ
 // 4.9/5.x brokers alike.
 //
 // # Usage
@@ -16,6 +16,13 @@
 //	p.Send(ctx, &client.Message{Topic: "Orders", Body: b, ShardingKey: orderID})
 //	// Asynchronous: the promise runs once, on a producer goroutine.
 //	p.SendAsync(ctx, msg, func(r *client.SendResult, err error) { ... })
+//
+//	pc, err := client.NewPushConsumer("group", func(ctx context.Context, m *message.Message) error {
+//		return process(m) // an error redelivers m later through %RETRY%group
+//	}, client.WithNameServers("127.0.0.1:9876"))
+//	pc.Subscribe("Orders", "*")
+//	err = pc.Start(ctx)
+//	defer pc.Shutdown(ctx) // finishes handlers, commits offsets, leaves the group
 //
 //	c, err := client.NewPullConsumer("group", client.WithNameServers("127.0.0.1:9876"))
 //	defer c.Close()
@@ -48,6 +55,12 @@
 // (RocketMQ's average allocation, recomputed every 20 s and when a broker says the group changed) and
 // keeps its offsets on the brokers: auto-committed every 5 s (WithAutoCommit) for the messages whose
 // next Poll was called, so a crash re-delivers at most the batch in hand and the last interval.
+//
+// A PushConsumer runs a long-polling pull loop per owned queue (paused while 1000 messages or
+// 100 MiB of it wait, WithQueueFlowControl), hands messages to 20 goroutines (WithConsumeGoroutines),
+// sends failed ones back to the broker (redelivered through %RETRY%group, dead-lettered to
+// %DLQ%group after 16 tries) and commits consumed offsets every 5 s: the lowest offset still in
+// flight, so a crash re-delivers at most the messages in flight and the last interval.
 //
 // # Errors
 //

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,4 +322,152 @@ func (d *devProcess) producer(t *testing.T, opts ...ProducerOpt) *Producer {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+func TestDevPushConsumer(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	adm := d.admin(t)
+	topic := uniqueTopic(t)
+	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 4}); err != nil {
+		t.Fatal(err)
+	}
+	group := "cg_" + topic
+
+	var mu sync.Mutex
+	deliveries := map[string][]*message.Message{}
+	handler := func(_ context.Context, m *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		deliveries[string(m.Body)] = append(deliveries[string(m.Body)], m)
+		if string(m.Body) == "m7" && m.ReconsumeTimes == 0 {
+			return errors.New("first delivery of m7 fails")
+		}
+		return nil
+	}
+	newConsumer := func() *PushConsumer {
+		c, err := NewPushConsumer(group, handler, WithNameServers(d.ns), WithRetryDelayLevel(1),
+			WithLongPollTimeout(2*time.Second), WithConsumeGoroutines(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe(topic, "*"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c1, c2 := newConsumer(), newConsumer()
+	defer c1.Close()
+	defer c2.Close()
+	waitFor(t, 15*time.Second, "the group to split the queues", func() bool {
+		a1, a2 := c1.Assignment(), c2.Assignment()
+		return len(a1)+len(a2) == 5 && len(a1) >= 2 && len(a2) >= 2
+	})
+
+	p := d.producer(t)
+	const n = 30
+	for i := range n {
+		if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte(fmt.Sprint("m", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "every message and the retry", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deliveries) == n && len(deliveries["m7"]) == 2
+	})
+	mu.Lock()
+	for body, ms := range deliveries {
+		if body != "m7" && len(ms) != 1 {
+			t.Errorf("%s delivered %d times", body, len(ms))
+		}
+	}
+	retry := deliveries["m7"][1]
+	mu.Unlock()
+	if retry.Topic != topic || retry.ReconsumeTimes != 1 || retry.Property(message.PropertyRetryTopic) != topic {
+		t.Fatalf("redelivered m7: topic %s, reconsume times %d", retry.Topic, retry.ReconsumeTimes)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := c1.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := adm.ConsumeStats(ctx, group, topic)
+	if err != nil || stats.Lag() != 0 {
+		t.Fatalf("lag after shutdown: %+v, %v", stats, err)
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDevCloseStopsGoroutines(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	topic := uniqueTopic(t)
+	p, err := NewProducer(WithNameServers(d.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	p.SendAsync(ctx, &Message{Topic: topic, Body: []byte("x")}, func(_ *SendResult, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 1)
+	c, err := NewPushConsumer("cg_"+topic, func(context.Context, *message.Message) error {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		return nil
+	}, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Subscribe(topic, "*")
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("the push consumer got nothing")
+	}
+	pc, err := NewPullConsumer("pcg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Subscribe(ctx, topic, "*"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := pc.Poll(ctx); err != nil || len(msgs) != 1 {
+		t.Fatalf("poll: %v, %v", msgs, err)
+	}
+	p.Close()
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -10,6 +10,7 @@ type Opt interface {
 	ProducerOpt
 	AdminOpt
 	PullConsumerOpt
+	PushConsumerOpt
 }
 
 // ProducerOpt configures a Producer. Every Opt is a ProducerOpt.
@@ -18,8 +19,11 @@ type ProducerOpt interface{ applyProducer(*producerCfg) }
 // AdminOpt configures an Admin. Every Opt is an AdminOpt.
 type AdminOpt interface{ applyAdmin(*commonCfg) }
 
-// PullConsumerOpt configures a PullConsumer. Every Opt is a PullConsumerOpt.
+// PullConsumerOpt configures a PullConsumer. Every Opt and ConsumerOpt is a PullConsumerOpt.
 type PullConsumerOpt interface{ applyPullConsumer(*pullCfg) }
+
+// PushConsumerOpt configures a PushConsumer. Every Opt and ConsumerOpt is a PushConsumerOpt.
+type PushConsumerOpt interface{ applyPushConsumer(*pushCfg) }
 
 // commonCfg is what every client shares.
 type commonCfg struct {
@@ -47,6 +51,7 @@ type commonOpt func(*commonCfg)
 func (o commonOpt) applyProducer(c *producerCfg) { o(&c.common) }
 func (o commonOpt) applyAdmin(c *commonCfg)      { o(c) }
 func (o commonOpt) applyPullConsumer(c *pullCfg) { o(&c.common) }
+func (o commonOpt) applyPushConsumer(c *pushCfg) { o(&c.common) }
 
 // WithNameServers sets the NameServer addresses (host:port) routes are fetched from; they are tried in
 // turn. Default: none, which makes every call that needs a route fail with ErrNoNameServer.

@@ -2,12 +2,10 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,55 +17,19 @@ import (
 	"github.com/apogeemq/apogee/remoting/transport"
 )
 
-// Pull sysFlag bits (PullSysFlag, PROTOCOL.md §6.1).
-const (
-	pullFlagSuspend      = 1 << 1
-	pullFlagSubscription = 1 << 2
-)
-
 // pullCfg is a PullConsumer's configuration.
 type pullCfg struct {
-	common          commonCfg
-	from            ConsumeFrom
-	batchSize       int
-	longPoll        time.Duration
-	autoCommit      time.Duration
-	rebalancePeriod time.Duration
+	consumerCfg
+	autoCommit time.Duration
 }
 
 func defaultPull() pullCfg {
-	return pullCfg{
-		common:          defaultCommon(),
-		from:            ConsumeFromLast,
-		batchSize:       32,
-		longPoll:        15 * time.Second,
-		autoCommit:      5 * time.Second,
-		rebalancePeriod: 20 * time.Second,
-	}
+	return pullCfg{consumerCfg: defaultConsumer(), autoCommit: 5 * time.Second}
 }
 
 type pullOpt func(*pullCfg)
 
 func (o pullOpt) applyPullConsumer(c *pullCfg) { o(c) }
-
-// WithConsumeFrom sets where the group starts on a queue without a committed offset.
-// Default ConsumeFromLast.
-func WithConsumeFrom(f ConsumeFrom) PullConsumerOpt {
-	return pullOpt(func(c *pullCfg) { c.from = f })
-}
-
-// WithPullBatchSize sets the most messages one pull of one queue returns (RocketMQ's pullBatchSize).
-// Default 32; zero or negative keeps the default.
-func WithPullBatchSize(n int) PullConsumerOpt {
-	return pullOpt(func(c *pullCfg) { setPositive(&c.batchSize, n) })
-}
-
-// WithLongPollTimeout sets how long a broker may hold a pull while its queue has nothing new
-// (suspendTimeoutMillis; brokers cap it). Poll returns earlier when its context ends. Default 15 s;
-// zero or negative keeps the default.
-func WithLongPollTimeout(d time.Duration) PullConsumerOpt {
-	return pullOpt(func(c *pullCfg) { setPositive(&c.longPoll, d) })
-}
 
 // WithAutoCommit sets how often the offsets of processed messages are committed in the background.
 // A message counts as processed once the Poll after the one that returned it is called (or Commit,
@@ -75,13 +37,6 @@ func WithLongPollTimeout(d time.Duration) PullConsumerOpt {
 // 5 s (RocketMQ's lite pull consumer); zero or negative turns auto-commit off: call Commit.
 func WithAutoCommit(d time.Duration) PullConsumerOpt {
 	return pullOpt(func(c *pullCfg) { c.autoCommit = d })
-}
-
-// WithRebalancePeriod sets how often a subscribing consumer recomputes its share of the queues; a
-// broker's NOTIFY_CONSUMER_IDS_CHANGED also triggers it. Default 20 s; zero or negative keeps the
-// default.
-func WithRebalancePeriod(d time.Duration) PullConsumerOpt {
-	return pullOpt(func(c *pullCfg) { setPositive(&c.rebalancePeriod, d) })
 }
 
 // queueState is what a PullConsumer tracks for one queue it owns.
@@ -121,11 +76,8 @@ func NewPullConsumer(group string, opts ...PullConsumerOpt) (*PullConsumer, erro
 	for _, o := range opts {
 		o.applyPullConsumer(&cfg)
 	}
-	if len(cfg.common.nameServers) == 0 {
-		return nil, ErrNoNameServer
-	}
-	if err := body.ValidateGroup(group); err != nil {
-		return nil, fmt.Errorf("client: consumer group: %w", err)
+	if err := cfg.validate(group); err != nil {
+		return nil, err
 	}
 	pc := &PullConsumer{cfg: cfg, group: group}
 	pc.mu.subs = map[string]string{}
@@ -173,15 +125,7 @@ func (pc *PullConsumer) Subscribe(ctx context.Context, topic, expr string) error
 	pc.mu.subs[topic] = expr
 	pc.mu.subVersion = time.Now().UnixMilli()
 	pc.mu.lastRebalance = time.Time{}
-	if tags := body.ParseTags(expr); tags != nil {
-		set := map[string]struct{}{}
-		for _, t := range tags {
-			set[t] = struct{}{}
-		}
-		pc.mu.tags[topic] = set
-	} else {
-		pc.mu.tags[topic] = nil
-	}
+	pc.mu.tags[topic] = tagSet(expr)
 	pc.mu.Unlock()
 	pc.heartbeat(ctx)
 	return nil
@@ -234,9 +178,7 @@ func (pc *PullConsumer) Seek(mq MessageQueue, offset int64) error {
 func (pc *PullConsumer) Assignment() []MessageQueue {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	qs := slices.Collect(maps.Keys(pc.mu.queues))
-	slices.SortFunc(qs, compareMQ)
-	return qs
+	return sortedQueues(pc.mu.queues)
 }
 
 func (pc *PullConsumer) heartbeat(ctx context.Context) {
@@ -245,19 +187,9 @@ func (pc *PullConsumer) heartbeat(ctx context.Context) {
 		pc.mu.Unlock()
 		return
 	}
-	cd := &body.ConsumerData{GroupName: pc.group, ConsumeType: body.ConsumeActively, MessageModel: body.Clustering,
-		ConsumeFromWhere: pc.cfg.from.String()}
-	for topic, expr := range pc.mu.subs {
-		cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, &body.SubscriptionData{Topic: topic, SubString: expr,
-			TagsSet: body.ParseTags(expr), SubVersion: pc.mu.subVersion, ExpressionType: body.ExpressionTag})
-	}
+	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumeActively, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
 	pc.mu.Unlock()
-	for _, sd := range cd.SubscriptionDataSet {
-		if sd.TagsSet == nil {
-			sd.TagsSet = []string{} // the Java broker expects an array
-		}
-	}
-	pc.c.heartbeat(ctx, &body.HeartbeatData{ClientID: pc.c.clientID, ProducerDataSet: []*body.ProducerData{}, ConsumerDataSet: []*body.ConsumerData{cd}}, true)
+	pc.c.heartbeat(ctx, hb, true)
 }
 
 // rebalance recomputes the owned queues of a subscribing consumer when due.
@@ -277,7 +209,7 @@ func (pc *PullConsumer) rebalance(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ids, err := pc.consumerIDs(ctx, r)
+		ids, err := pc.c.consumerIDs(ctx, pc.group, r)
 		if err != nil {
 			return err
 		}
@@ -310,39 +242,6 @@ func (pc *PullConsumer) rebalance(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// consumerIDs asks a broker of route for the group's members (GET_CONSUMER_LIST_BY_GROUP), sorted.
-func (pc *PullConsumer) consumerIDs(ctx context.Context, r *topicRoute) ([]string, error) {
-	var lastErr error = fmt.Errorf("%w: the route has no broker", ErrNoRoute)
-	for _, bd := range r.data.BrokerDatas {
-		addr := bd.BrokerAddrs[body.MasterID]
-		if addr == "" {
-			continue
-		}
-		resp, err := pc.c.call(ctx, addr, remoting.NewRequest(code.GetConsumerListByGroup, map[string]string{"consumerGroup": pc.group}, nil))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var cl body.ConsumerList
-		if err := json.Unmarshal(resp.Body, &cl); err != nil {
-			lastErr = fmt.Errorf("client: consumer list from %s: %w", addr, err)
-			continue
-		}
-		slices.Sort(cl.ConsumerIDList)
-		return cl.ConsumerIDList, nil
-	}
-	return nil, lastErr
-}
-
-// pullResult is the outcome of one pull of one queue.
-type pullResult struct {
-	mq   MessageQueue
-	from int64
-	next int64
-	msgs []*message.Message
-	err  error
 }
 
 // Poll returns the next messages of the owned queues, waiting (long polling) until there are some or
@@ -423,7 +322,7 @@ func (pc *PullConsumer) pollOnce(ctx context.Context) ([]*message.Message, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- pc.pull(pctx, j.mq, j.from, j.expr)
+			results <- pc.c.pullQueue(pctx, &pc.cfg.consumerCfg, pc.group, j.mq, j.from, j.expr)
 		}()
 	}
 	var got []pullResult
@@ -464,10 +363,8 @@ func (pc *PullConsumer) apply(results []pullResult) ([]*message.Message, error) 
 		tags := pc.mu.tags[r.mq.Topic]
 		visible := 0
 		for _, m := range r.msgs {
-			if tags != nil {
-				if _, ok := tags[m.Tags()]; !ok {
-					continue
-				}
+			if !accepts(tags, m) {
+				continue
 			}
 			msgs = append(msgs, m)
 			visible++
@@ -509,53 +406,6 @@ func (pc *PullConsumer) resolveOffsets(ctx context.Context) error {
 		pc.mu.Unlock()
 	}
 	return nil
-}
-
-// pull sends one PULL_MESSAGE for mq from offset, held by the broker up to the long-poll timeout.
-func (pc *PullConsumer) pull(ctx context.Context, mq MessageQueue, from int64, expr string) pullResult {
-	res := pullResult{mq: mq, from: from}
-	addr := pc.c.routes.masterAddr(mq.BrokerName)
-	if addr == "" {
-		pc.c.routes.refreshSoon(mq.Topic)
-		res.err = fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
-		return res
-	}
-	if expr == "" {
-		expr = body.SubAll
-	}
-	suspend := pc.cfg.longPoll
-	ext := map[string]string{
-		"consumerGroup": pc.group, "topic": mq.Topic, "queueId": strconv.Itoa(int(mq.QueueID)),
-		"queueOffset": strconv.FormatInt(from, 10), "maxMsgNums": strconv.Itoa(pc.cfg.batchSize),
-		"sysFlag": strconv.Itoa(pullFlagSuspend | pullFlagSubscription), "commitOffset": "0",
-		"suspendTimeoutMillis": strconv.FormatInt(suspend.Milliseconds(), 10),
-		"subscription":         expr, "subVersion": "0", "expressionType": body.ExpressionTag,
-	}
-	ctx, cancel := context.WithTimeout(ctx, suspend+pc.cfg.common.requestTimeout)
-	defer cancel()
-	resp, err := pc.c.tc.Invoke(ctx, addr, remoting.NewRequest(code.PullMessage, ext, nil))
-	if err != nil {
-		res.err = err
-		return res
-	}
-	r := remoting.ReadExt(resp)
-	switch c := resp.ResponseCode(); c {
-	case code.Success, code.PullNotFound, code.PullRetryImmediately, code.PullOffsetMoved:
-		res.next = r.Int64("nextBeginOffset")
-		if err := r.Err(); err != nil {
-			res.err = fmt.Errorf("client: PULL_MESSAGE answer from %s: %w", addr, err)
-			return res
-		}
-		if c == code.Success {
-			res.msgs, res.err = decodeMessages(resp.Body)
-		}
-		if c == code.PullOffsetMoved {
-			pc.cfg.common.logger.Warn("pull offset moved", "queue", mq, "from", from, "to", res.next)
-		}
-	default:
-		res.err = responseErr(code.PullMessage, addr, c, resp.Remark)
-	}
-	return res
 }
 
 // Commit commits the offsets of every message Poll has returned so far to the brokers.
@@ -614,12 +464,7 @@ func (pc *PullConsumer) Close() error {
 	subscribed := len(pc.mu.subs) > 0
 	pc.mu.Unlock()
 	if subscribed {
-		ext := map[string]string{"clientID": pc.c.clientID, "consumerGroup": pc.group}
-		for _, addr := range pc.c.routes.brokerAddrs(true) {
-			if _, uerr := pc.c.call(ctx, addr, remoting.NewRequest(code.UnregisterClient, ext, nil)); uerr != nil {
-				pc.cfg.common.logger.Warn("unregistering failed", "broker", addr, "err", uerr)
-			}
-		}
+		pc.c.unregister(ctx, pc.group)
 	}
 	pc.c.close()
 	return err

@@ -1,0 +1,647 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/remoting/transport"
+)
+
+// retryPrefix names a group's retry topic, which clustering consumers also subscribe to.
+const retryPrefix = "%RETRY%"
+
+// Handler processes one message of a PushConsumer. It returns nil when the message is consumed; an
+// error sends it back to the broker, which delivers it again later (10 s, 30 s, 1 min, ... by
+// default) and moves it to the group's dead-letter queue (%DLQ%group) after WithMaxReconsumeTimes
+// tries. It is called on up to WithConsumeGoroutines goroutines at once, so it must be safe for
+// concurrent use; ctx ends when a Shutdown's context does.
+type Handler func(ctx context.Context, m *message.Message) error
+
+// pushCfg is a PushConsumer's configuration.
+type pushCfg struct {
+	consumerCfg
+	goroutines        int
+	maxCachedMessages int
+	maxCachedBytes    int
+	maxReconsumeTimes int
+	retryDelayLevel   int
+	persistInterval   time.Duration
+}
+
+func defaultPush() pushCfg {
+	return pushCfg{
+		consumerCfg:       defaultConsumer(),
+		goroutines:        20,
+		maxCachedMessages: 1000,
+		maxCachedBytes:    100 << 20,
+		maxReconsumeTimes: 16,
+		persistInterval:   5 * time.Second,
+	}
+}
+
+type pushOpt func(*pushCfg)
+
+func (o pushOpt) applyPushConsumer(c *pushCfg) { o(c) }
+
+// WithConsumeGoroutines sets how many messages are handled at once (RocketMQ's consumeThreadMax).
+// Default 20; zero or negative keeps the default.
+func WithConsumeGoroutines(n int) PushConsumerOpt {
+	return pushOpt(func(c *pushCfg) { setPositive(&c.goroutines, n) })
+}
+
+// WithQueueFlowControl sets how many messages and body bytes of one queue may wait for the handler
+// before its pulls pause (RocketMQ's pullThresholdForQueue and pullThresholdSizeForQueue).
+// Default 1000 messages and 100 MiB; zero or negative keeps a default.
+func WithQueueFlowControl(messages, bytes int) PushConsumerOpt {
+	return pushOpt(func(c *pushCfg) {
+		setPositive(&c.maxCachedMessages, messages)
+		setPositive(&c.maxCachedBytes, bytes)
+	})
+}
+
+// WithMaxReconsumeTimes sets how many times a failed message is redelivered before the broker moves
+// it to the dead-letter queue. Default 16; zero or negative keeps the default.
+func WithMaxReconsumeTimes(n int) PushConsumerOpt {
+	return pushOpt(func(c *pushCfg) { setPositive(&c.maxReconsumeTimes, n) })
+}
+
+// WithRetryDelayLevel sets the delay level of redeliveries (1 = 1 s, 2 = 5 s, 3 = 10 s, ... with the
+// broker's default messageDelayLevel). Default 0: the broker's choice, 3 + the times the message was
+// already redelivered (10 s, 30 s, 1 min, 2 min, ...).
+func WithRetryDelayLevel(level int) PushConsumerOpt {
+	return pushOpt(func(c *pushCfg) { c.retryDelayLevel = max(level, 0) })
+}
+
+// WithOffsetPersistInterval sets how often consumed offsets are committed to the brokers (RocketMQ's
+// persistConsumerOffsetInterval); Shutdown and rebalancing commit at once. Default 5 s; zero or
+// negative keeps the default.
+func WithOffsetPersistInterval(d time.Duration) PushConsumerOpt {
+	return pushOpt(func(c *pushCfg) { setPositive(&c.persistInterval, d) })
+}
+
+// processQueue is a queue a PushConsumer owns: its pull loop and the messages pulled but not yet
+// consumed.
+type processQueue struct {
+	mq     MessageQueue
+	cancel context.CancelFunc // stops the pull loop
+	done   chan struct{}      // closed when the pull loop has returned
+
+	mu struct {
+		sync.Mutex
+		inflight map[int64]int // queue offset → body size, pulled and not consumed. Protected by mu.
+		bytes    int           // sum of inflight. Protected by mu.
+		next     int64         // offset after the last pulled one; -1 until the first pull. Protected by mu.
+		dropped  bool          // the queue is no longer owned. Protected by mu.
+	}
+}
+
+func newProcessQueue(mq MessageQueue) *processQueue {
+	q := &processQueue{mq: mq, done: make(chan struct{})}
+	q.mu.inflight = map[int64]int{}
+	q.mu.next = -1
+	return q
+}
+
+// add records pulled messages and the offset after them.
+func (q *processQueue) add(msgs []*message.Message, next int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range msgs {
+		q.mu.inflight[m.QueueOffset] = len(m.Body)
+		q.mu.bytes += len(m.Body)
+	}
+	q.mu.next = max(q.mu.next, next)
+}
+
+// remove marks a message consumed and returns the offset the group can commit: the smallest offset
+// still in flight, or the offset after the last pulled message. ok is false once the queue is dropped.
+func (q *processQueue) remove(off int64) (commit int64, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if size, found := q.mu.inflight[off]; found {
+		delete(q.mu.inflight, off)
+		q.mu.bytes -= size
+	}
+	return q.commitPointLocked()
+}
+
+func (q *processQueue) commitPoint() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.commitPointLocked()
+}
+
+func (q *processQueue) commitPointLocked() (int64, bool) {
+	if q.mu.dropped || q.mu.next < 0 {
+		return 0, false
+	}
+	lowest := q.mu.next
+	for off := range q.mu.inflight {
+		lowest = min(lowest, off)
+	}
+	return lowest, true
+}
+
+// full reports whether the queue holds as many messages or bytes as flow control allows.
+func (q *processQueue) full(maxMessages, maxBytes int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.mu.inflight) >= maxMessages || q.mu.bytes >= maxBytes
+}
+
+func (q *processQueue) drop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.mu.dropped = true
+}
+
+func (q *processQueue) isDropped() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.mu.dropped
+}
+
+// workItem is one message waiting for the handler.
+type workItem struct {
+	pq  *processQueue
+	msg *message.Message
+}
+
+// PushConsumer delivers messages to a Handler: a long-polling pull loop per owned queue with flow
+// control, a pool of consuming goroutines, the group's queues shared among its members (clustering,
+// average strategy), failed messages sent back to the broker for redelivery, and offsets committed
+// to the brokers. Create it with NewPushConsumer, Subscribe, then Start; stop it with Shutdown.
+//
+// Goroutines: one pull loop per owned queue, WithConsumeGoroutines workers, one rebalance loop, one
+// heartbeat loop, one offset-persisting loop, and a short-lived one per message waiting to be retried
+// locally after a failed send-back. Shutdown stops them all.
+type PushConsumer struct {
+	c       *core
+	cfg     pushCfg
+	group   string
+	handler Handler
+
+	work          chan *workItem
+	stop          chan struct{} // closed by Shutdown: loops end
+	workersStop   chan struct{} // closed by Shutdown after the pull loops ended: workers end
+	workers       sync.WaitGroup
+	handlerCtx    context.Context // canceled when Shutdown's context ends
+	handlerCancel context.CancelFunc
+	rebalanceNow  chan struct{} // buffered 1
+
+	mu struct {
+		sync.Mutex
+		subs       map[string]string              // topic → TAG expression, the retry topic included. Protected by mu.
+		tags       map[string]map[string]struct{} // topic → accepted tags, nil for all. Protected by mu.
+		subVersion int64                          // Protected by mu.
+		state      int                            // 0 new, 1 started, 2 shut down. Protected by mu.
+		queues     map[MessageQueue]*processQueue // owned queues. Protected by mu.
+		offsets    map[MessageQueue]int64         // consumed offsets to commit. Protected by mu.
+		committed  map[MessageQueue]int64         // last committed offsets. Protected by mu.
+	}
+}
+
+// NewPushConsumer returns a consumer of group that hands messages to handler.
+func NewPushConsumer(group string, handler Handler, opts ...PushConsumerOpt) (*PushConsumer, error) {
+	cfg := defaultPush()
+	for _, o := range opts {
+		o.applyPushConsumer(&cfg)
+	}
+	if err := cfg.validate(group); err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, errors.New("client: NewPushConsumer: nil handler")
+	}
+	pc := &PushConsumer{cfg: cfg, group: group, handler: handler, work: make(chan *workItem, cfg.goroutines),
+		stop: make(chan struct{}), workersStop: make(chan struct{}), rebalanceNow: make(chan struct{}, 1)}
+	pc.handlerCtx, pc.handlerCancel = context.WithCancel(context.Background())
+	pc.mu.subs = map[string]string{}
+	pc.mu.tags = map[string]map[string]struct{}{}
+	pc.mu.queues = map[MessageQueue]*processQueue{}
+	pc.mu.offsets = map[MessageQueue]int64{}
+	pc.mu.committed = map[MessageQueue]int64{}
+	mux := transport.NewMux()
+	mux.HandleFunc(code.NotifyConsumerIDsChanged, func(context.Context, *transport.Conn, *remoting.Command) *remoting.Command {
+		pc.triggerRebalance()
+		return nil
+	})
+	pc.c = newCore(cfg.common, mux)
+	return pc, nil
+}
+
+// ClientID returns the id the consumer announces to brokers (ip@instance).
+func (pc *PushConsumer) ClientID() string { return pc.c.clientID }
+
+// Subscribe adds topic with a TAG expression ("*", "" or "a || b"). Call it before Start; a
+// subscription added later takes effect at the next rebalance.
+func (pc *PushConsumer) Subscribe(topic, expr string) error {
+	if err := body.ValidateTopic(topic); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if expr == "" {
+		expr = body.SubAll
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.subscribeLocked(topic, expr)
+	return nil
+}
+
+func (pc *PushConsumer) subscribeLocked(topic, expr string) {
+	pc.mu.subs[topic] = expr
+	pc.mu.subVersion = time.Now().UnixMilli()
+	pc.mu.tags[topic] = tagSet(expr)
+}
+
+func (pc *PushConsumer) triggerRebalance() {
+	select {
+	case pc.rebalanceNow <- struct{}{}:
+	default:
+	}
+}
+
+// Start checks the subscribed topics exist, announces the consumer to their brokers, takes its
+// share of the queues and starts consuming.
+func (pc *PushConsumer) Start(ctx context.Context) error {
+	pc.mu.Lock()
+	if pc.mu.state != 0 {
+		pc.mu.Unlock()
+		return errors.New("client: PushConsumer.Start called twice or after Shutdown")
+	}
+	if len(pc.mu.subs) == 0 {
+		pc.mu.Unlock()
+		return errors.New("client: PushConsumer.Start without a subscription")
+	}
+	topics := slices.Collect(maps.Keys(pc.mu.subs))
+	pc.subscribeLocked(retryPrefix+pc.group, body.SubAll)
+	pc.mu.state = 1
+	pc.mu.Unlock()
+	for _, topic := range topics {
+		if _, err := pc.c.routes.get(ctx, topic, false); err != nil {
+			return err
+		}
+	}
+	pc.heartbeat(ctx)
+	pc.c.routes.start()
+	for range pc.cfg.goroutines {
+		pc.workers.Add(1)
+		pc.c.spawn(pc.worker)
+	}
+	pc.loop(pc.cfg.common.heartbeatInterval, nil, pc.heartbeat)
+	pc.loop(pc.cfg.persistInterval, nil, func(ctx context.Context) { pc.persist(ctx) })
+	pc.loop(pc.cfg.rebalancePeriod, pc.rebalanceNow, pc.rebalance)
+	pc.triggerRebalance()
+	return nil
+}
+
+// loop runs fn every d and whenever wake fires, until Shutdown.
+func (pc *PushConsumer) loop(d time.Duration, wake <-chan struct{}, fn func(ctx context.Context)) {
+	pc.c.spawn(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-pc.stop:
+				return
+			case <-t.C:
+			case <-wake:
+			}
+			fn(pc.c.ctx)
+		}
+	})
+}
+
+func (pc *PushConsumer) heartbeat(ctx context.Context) {
+	pc.mu.Lock()
+	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumePassively, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
+	pc.mu.Unlock()
+	pc.c.heartbeat(ctx, hb, true)
+}
+
+// rebalance recomputes the owned queues: new ones get a pull loop, released ones are stopped and
+// their offsets committed at once. A topic whose route or member list cannot be read keeps its queues
+// and is tried again in a second.
+func (pc *PushConsumer) rebalance(ctx context.Context) {
+	pc.mu.Lock()
+	topics := slices.Collect(maps.Keys(pc.mu.subs))
+	pc.mu.Unlock()
+	want := map[MessageQueue]bool{}
+	failed := map[string]bool{}
+	for _, topic := range topics {
+		r, err := pc.c.routes.get(ctx, topic, false)
+		if err == nil {
+			var ids []string
+			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil {
+				for _, q := range allocateAverage(r.readQueues, ids, pc.c.clientID) {
+					want[q] = true
+				}
+				continue
+			}
+		}
+		failed[topic] = true
+		pc.cfg.common.logger.Debug("rebalance: topic skipped", "group", pc.group, "topic", topic, "err", err)
+	}
+	pc.mu.Lock()
+	if pc.mu.state != 1 {
+		pc.mu.Unlock()
+		return
+	}
+	var released []*processQueue
+	for mq, pq := range pc.mu.queues {
+		if !want[mq] && !failed[mq.Topic] {
+			released = append(released, pq)
+			delete(pc.mu.queues, mq)
+		}
+	}
+	for mq := range want {
+		if pc.mu.queues[mq] == nil {
+			pq := newProcessQueue(mq)
+			var pctx context.Context
+			pctx, pq.cancel = context.WithCancel(pc.c.ctx)
+			pc.mu.queues[mq] = pq
+			pc.c.spawn(func() { pc.pullLoop(pctx, pq) })
+		}
+	}
+	pc.mu.Unlock()
+	for _, pq := range released {
+		pc.release(ctx, pq)
+	}
+	if len(failed) > 0 {
+		pc.c.spawn(func() {
+			select {
+			case <-pc.stop:
+			case <-time.After(time.Second):
+				pc.triggerRebalance()
+			}
+		})
+	}
+}
+
+// release stops a queue's pull loop, drops it and commits its offset.
+func (pc *PushConsumer) release(ctx context.Context, pq *processQueue) {
+	pq.cancel()
+	<-pq.done
+	off, ok := pq.commitPoint()
+	pq.drop()
+	pc.mu.Lock()
+	delete(pc.mu.offsets, pq.mq)
+	delete(pc.mu.committed, pq.mq)
+	pc.mu.Unlock()
+	if ok {
+		if err := pc.c.commitOffset(ctx, pc.group, pq.mq, off); err != nil {
+			pc.cfg.common.logger.Warn("committing a released queue failed", "queue", pq.mq, "err", err)
+		}
+	}
+}
+
+// wait waits d unless ctx ends first, which it reports as false.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Back-offs of the pull loop (RocketMQ's push consumer).
+const (
+	pullDelayOnError    = 3 * time.Second
+	pullDelayOnFlowCtrl = 50 * time.Millisecond
+	sendBackRetryDelay  = 5 * time.Second
+)
+
+// pullLoop pulls one queue until ctx ends and hands its messages to the workers.
+func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue) {
+	defer close(pq.done)
+	var next int64
+	for {
+		off, err := pc.c.startOffset(ctx, pc.group, pq.mq, pc.cfg.from)
+		if err == nil {
+			next = off
+			break
+		}
+		pc.cfg.common.logger.Warn("start offset unknown", "queue", pq.mq, "err", err)
+		if !wait(ctx, pullDelayOnError) {
+			return
+		}
+	}
+	pc.mu.Lock()
+	expr := pc.mu.subs[pq.mq.Topic]
+	tags := pc.mu.tags[pq.mq.Topic]
+	pc.mu.Unlock()
+	for {
+		if pq.full(pc.cfg.maxCachedMessages, pc.cfg.maxCachedBytes) {
+			if !wait(ctx, pullDelayOnFlowCtrl) {
+				return
+			}
+			continue
+		}
+		res := pc.c.pullQueue(ctx, &pc.cfg.consumerCfg, pc.group, pq.mq, next, expr)
+		if res.err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			pc.cfg.common.logger.Warn("pull failed", "queue", pq.mq, "err", res.err)
+			if !wait(ctx, pullDelayOnError) {
+				return
+			}
+			continue
+		}
+		next = res.next
+		var visible []*message.Message
+		for _, m := range res.msgs {
+			if !accepts(tags, m) {
+				continue
+			}
+			if rt := m.Property(message.PropertyRetryTopic); rt != "" && m.Topic == retryPrefix+pc.group {
+				m.Topic = rt // deliver retries under their own topic, as the Java client does
+			}
+			visible = append(visible, m)
+		}
+		pq.add(visible, res.next)
+		if len(visible) == 0 {
+			if off, ok := pq.commitPoint(); ok {
+				pc.updateOffset(pq, off)
+			}
+			continue
+		}
+		for _, m := range visible {
+			select {
+			case pc.work <- &workItem{pq: pq, msg: m}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (pc *PushConsumer) updateOffset(pq *processQueue, off int64) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.mu.queues[pq.mq] == pq {
+		pc.mu.offsets[pq.mq] = off
+	}
+}
+
+// worker hands messages to the handler until Shutdown.
+func (pc *PushConsumer) worker() {
+	defer pc.workers.Done()
+	for {
+		select {
+		case it := <-pc.work:
+			pc.consume(it)
+		case <-pc.workersStop:
+			return
+		}
+	}
+}
+
+func (pc *PushConsumer) consume(it *workItem) {
+	if it.pq.isDropped() {
+		return
+	}
+	if err := pc.handler(pc.handlerCtx, it.msg); err != nil {
+		if serr := pc.sendBack(pc.handlerCtx, it.pq.mq, it.msg); serr != nil {
+			pc.cfg.common.logger.Warn("send-back failed; the message is retried here", "queue", it.pq.mq,
+				"offset", it.msg.QueueOffset, "err", serr)
+			pc.retryLater(it)
+			return
+		}
+	}
+	if off, ok := it.pq.remove(it.msg.QueueOffset); ok {
+		pc.updateOffset(it.pq, off)
+	}
+}
+
+// retryLater hands a message whose send-back failed to the workers again after a delay.
+func (pc *PushConsumer) retryLater(it *workItem) {
+	pc.c.spawn(func() {
+		select {
+		case <-pc.workersStop:
+			return
+		case <-time.After(sendBackRetryDelay):
+		}
+		select {
+		case pc.work <- it:
+		case <-pc.workersStop:
+		}
+	})
+}
+
+// sendBack asks the broker to redeliver m later (CONSUMER_SEND_MSG_BACK).
+func (pc *PushConsumer) sendBack(ctx context.Context, mq MessageQueue, m *message.Message) error {
+	addr := pc.c.routes.masterAddr(mq.BrokerName)
+	if addr == "" {
+		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+	}
+	ext := map[string]string{
+		"offset": strconv.FormatInt(m.CommitLogOffset, 10), "group": pc.group,
+		"delayLevel": strconv.Itoa(pc.cfg.retryDelayLevel), "originMsgId": m.MsgID(), "originTopic": m.Topic,
+		"unitMode": "false", "maxReconsumeTimes": strconv.Itoa(pc.cfg.maxReconsumeTimes),
+	}
+	_, err := pc.c.call(ctx, addr, remoting.NewRequest(code.ConsumerSendMsgBack, ext, nil))
+	return err
+}
+
+// persist commits the offsets that moved since the last commit.
+func (pc *PushConsumer) persist(ctx context.Context) error {
+	pc.mu.Lock()
+	todo := map[MessageQueue]int64{}
+	for mq, off := range pc.mu.offsets {
+		if c, ok := pc.mu.committed[mq]; !ok || c != off {
+			todo[mq] = off
+		}
+	}
+	pc.mu.Unlock()
+	var errs []error
+	for mq, off := range todo {
+		if err := pc.c.commitOffset(ctx, pc.group, mq, off); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pc.mu.Lock()
+		if _, owned := pc.mu.queues[mq]; owned {
+			pc.mu.committed[mq] = off
+		}
+		pc.mu.Unlock()
+	}
+	if err := errors.Join(errs...); err != nil {
+		pc.cfg.common.logger.Warn("committing offsets failed", "group", pc.group, "err", err)
+		return err
+	}
+	return nil
+}
+
+// Assignment returns the queues the consumer owns now, sorted.
+func (pc *PushConsumer) Assignment() []MessageQueue {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return sortedQueues(pc.mu.queues)
+}
+
+// Shutdown stops pulling, lets the handlers in progress finish (their context is canceled if ctx ends
+// first), commits the consumed offsets, leaves the group (UNREGISTER_CLIENT, so the other members
+// rebalance at once), stops every goroutine and closes the connections. Messages pulled but not
+// handled are delivered again to whoever owns their queue next. It returns ctx's error if ctx ended
+// before the handlers, or the commit's error.
+func (pc *PushConsumer) Shutdown(ctx context.Context) error {
+	pc.mu.Lock()
+	if pc.mu.state == 2 {
+		pc.mu.Unlock()
+		return nil
+	}
+	started := pc.mu.state == 1
+	pc.mu.state = 2
+	queues := slices.Collect(maps.Values(pc.mu.queues))
+	pc.mu.Unlock()
+	defer pc.c.close()
+	defer pc.handlerCancel()
+	if !started {
+		return nil
+	}
+	close(pc.stop)
+	for _, pq := range queues {
+		pq.cancel()
+	}
+	for _, pq := range queues {
+		<-pq.done
+	}
+	close(pc.workersStop)
+	finished := make(chan struct{})
+	go func() {
+		pc.workers.Wait()
+		close(finished)
+	}()
+	var err error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		err = ctx.Err()
+		pc.handlerCancel()
+		<-finished
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 2*pc.cfg.common.requestTimeout)
+	defer cancel()
+	if perr := pc.persist(cctx); err == nil {
+		err = perr
+	}
+	pc.c.unregister(cctx, pc.group)
+	return err
+}
+
+// Close is Shutdown without a deadline.
+func (pc *PushConsumer) Close() error { return pc.Shutdown(context.Background()) }
