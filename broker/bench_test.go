@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -54,4 +55,48 @@ func benchSend(b *testing.B, flush store.FlushDiskType, senders int) {
 	close(work)
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkPullOverTCP measures the pull path: 4 goroutines each drain one queue of 1 KiB messages,
+// 32 per pull, through one connection. b.N is the number of messages read.
+func BenchmarkPullOverTCP(b *testing.B) {
+	tb := openTestBrokerTB(b, "", nil)
+	ctx := context.Background()
+	const queues = 4
+	per := b.N/queues + 1
+	req := sendRequest("PullBench", 0, string(make([]byte, 1024)), nil)
+	for q := range queues {
+		req.ExtFields["queueId"] = strconv.Itoa(q)
+		for range per {
+			if resp, err := tb.cl.Invoke(ctx, tb.Addr(), req); err != nil || resp.ResponseCode() != code.Success {
+				b.Fatalf("fill: %v", err)
+			}
+		}
+	}
+	for q := range queues {
+		for tb.store.MaxOffset("PullBench", int32(q)) < int64(per) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for q := range queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for off := int64(0); off < int64(per); {
+				resp, err := tb.cl.Invoke(ctx, tb.Addr(), pullRequest("pb", "PullBench", q, off, 0, "*"))
+				if err != nil || resp.ResponseCode() != code.Success {
+					b.Errorf("pull: %v %v", err, resp)
+					return
+				}
+				off, _ = strconv.ParseInt(resp.Ext("nextBeginOffset"), 10, 64)
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(queues*per)/time.Since(start).Seconds(), "msgs/s")
 }
