@@ -92,7 +92,9 @@ func startDev() (*devProcess, error) {
 		return nil, err
 	}
 	conf := filepath.Join(dataDir, "broker.conf")
-	lines := "mappedFileSizeCommitLog=67108864\nmaxHashSlotNum=20000\nmaxIndexNum=80000\n"
+	// Small store files; transactions checked back within about a second.
+	lines := "mappedFileSizeCommitLog=67108864\nmaxHashSlotNum=20000\nmaxIndexNum=80000\n" +
+		"transactionCheckInterval=300\ntransactionTimeOut=500\n"
 	if err := os.WriteFile(conf, []byte(lines), 0o644); err != nil {
 		return nil, err
 	}

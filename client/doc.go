@@ -32,6 +32,11 @@
 //		...
 //	}
 //
+//	// Transactional: exec runs once the half message is stored; its outcome commits or rolls back.
+//	tp, _ := client.NewProducer(client.WithNameServers(ns), client.WithProducerGroup("tx"),
+//		client.WithTransactionChecker(func(ctx context.Context, m *message.Message) client.TransactionState { ... }))
+//	res, state, err := tp.SendTransaction(ctx, msg, func(ctx context.Context, res *client.SendResult) client.TransactionState { ... })
+//
 //	adm, err := client.NewAdmin(client.WithNameServers("127.0.0.1:9876"))
 //	defer adm.Close()
 //	err = adm.CreateTopic(ctx, client.TopicSpec{Topic: "Orders", Queues: 8})

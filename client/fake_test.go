@@ -31,6 +31,7 @@ type fakeBroker struct {
 	name string
 	addr string
 	mux  *transport.Mux
+	stop func() // shuts the broker down
 
 	mu       sync.Mutex
 	sends    []*remoting.Command // copies of the send requests received
@@ -40,6 +41,12 @@ type fakeBroker struct {
 }
 
 func serve(t *testing.T, mux *transport.Mux) string {
+	addr, _ := serveStoppable(t, mux)
+	return addr
+}
+
+// serveStoppable serves mux on a free port until the test ends or stop is called.
+func serveStoppable(t *testing.T, mux *transport.Mux) (addr string, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,12 +54,16 @@ func serve(t *testing.T, mux *transport.Mux) string {
 	}
 	srv := transport.NewServer(transport.Options{Handler: mux})
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
 
 func newFakeCluster(t *testing.T, brokers ...string) *fakeCluster {
@@ -75,9 +86,9 @@ func newFakeCluster(t *testing.T, brokers ...string) *fakeCluster {
 // start serves the brokers; call after registering extra handlers.
 func (f *fakeCluster) start() *fakeCluster {
 	for _, b := range f.brokers {
-		addr := serve(f.t, b.mux)
+		addr, stop := serveStoppable(f.t, b.mux)
 		f.mu.Lock()
-		b.addr = addr
+		b.addr, b.stop = addr, stop
 		f.mu.Unlock()
 	}
 	return f

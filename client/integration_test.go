@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,4 +471,52 @@ func TestDevCloseStopsGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestDevTransactions(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := uniqueTopic(t)
+	var checked atomic.Int32
+	p := d.producer(t, WithProducerGroup("txg_"+topic), WithTransactionChecker(func(_ context.Context, m *message.Message) TransactionState {
+		checked.Add(1)
+		if string(m.Body) == "unknown-then-commit" {
+			return TransactionCommit
+		}
+		return TransactionRollback
+	}))
+	for body, state := range map[string]TransactionState{"commit": TransactionCommit, "rollback": TransactionRollback,
+		"unknown-then-commit": TransactionUnknown} {
+		_, got, err := p.SendTransaction(ctx, &Message{Topic: topic, Body: []byte(body)}, func(_ context.Context, res *SendResult) TransactionState {
+			if res.MsgID == "" {
+				t.Error("exec got no message id")
+			}
+			return state
+		})
+		if err != nil || got != state {
+			t.Fatalf("%s: state %v, %v", body, got, err)
+		}
+	}
+	c, err := NewPullConsumer("cg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(ctx, topic, "*"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for !got["unknown-then-commit"] || !got["commit"] {
+		msgs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("poll: %v (got %v, %d checks)", err, got, checked.Load())
+		}
+		for _, m := range msgs {
+			got[string(m.Body)] = true
+		}
+	}
+	if got["rollback"] || checked.Load() == 0 {
+		t.Fatalf("got %v after %d checks", got, checked.Load())
+	}
 }

@@ -30,6 +30,7 @@ type producerCfg struct {
 	faultAvoidance    bool
 	selector          QueueSelector
 	maxAsync          int
+	checker           TransactionChecker
 	now               func() time.Time
 }
 
@@ -139,12 +140,13 @@ func HashSelector() QueueSelector {
 // Producer sends messages. It is safe for concurrent use. Its goroutines (route refresh, heartbeats,
 // asynchronous sends) stop in Close.
 type Producer struct {
-	c      *core
-	cfg    producerCfg
-	faults *faultTable
-	ids    *message.UniqIDGenerator
-	next   atomic.Uint32 // round-robin position
-	async  chan struct{} // one token per asynchronous send in flight
+	c         *core
+	cfg       producerCfg
+	faults    *faultTable
+	ids       *message.UniqIDGenerator
+	next      atomic.Uint32 // round-robin position
+	announced atomic.Bool   // the group was announced for transactions
+	async     chan struct{} // one token per asynchronous send in flight
 
 	mu struct {
 		sync.RWMutex
@@ -166,10 +168,13 @@ func NewProducer(opts ...ProducerOpt) (*Producer, error) {
 		return nil, fmt.Errorf("client: producer group: %w", err)
 	}
 	p := &Producer{cfg: cfg, faults: newFaultTable(cfg.now), async: make(chan struct{}, cfg.maxAsync)}
-	p.c = newCore(cfg.common, nil)
+	p.c = newCore(cfg.common, p.transactionHandler())
 	p.ids = message.NewUniqIDGenerator(p.c.localIP, 0)
 	p.c.routes.start()
 	p.c.every(cfg.common.heartbeatInterval, p.heartbeat)
+	if cfg.checker != nil {
+		p.c.spawn(func() { p.announceTransactional(p.c.ctx) })
+	}
 	return p, nil
 }
 

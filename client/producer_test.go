@@ -336,3 +336,28 @@ func TestIsolationTable(t *testing.T) {
 		t.Fatal("a failure isolates for 10 s")
 	}
 }
+
+// A broker that goes away mid-run costs no send: each failure is retried on the other broker within
+// the retry budget, and fault avoidance then keeps sends away from it.
+func TestProducerBrokerStopsMidRun(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 2)
+	p := newTestProducer(t, f)
+	ctx := context.Background()
+	perBroker := map[string]int{}
+	for i := range 40 {
+		if i == 10 {
+			f.brokers[0].stop()
+		}
+		res, err := p.Send(ctx, &Message{Topic: "T", Body: []byte("x")})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if i >= 10 {
+			perBroker[res[0].Queue.BrokerName]++
+		}
+	}
+	if perBroker["broker-a"] != 0 || perBroker["broker-b"] != 30 {
+		t.Fatalf("after broker-a stopped: %v", perBroker)
+	}
+}
