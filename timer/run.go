@@ -134,22 +134,30 @@ func (w *Wheel) loadLocked(now int64) error {
 			w.mu.loadedEnd = limit + 1
 			break
 		}
-		pos := w.ring(a)
-		w.mu.loadedEnd = a + 1
-		rec, err := w.readRecordLocked(pos)
-		if err != nil {
-			return err
-		}
-		if rec.slot != a {
-			continue // the position holds a later turn of the ring
-		}
-		w.mu.bits[pos/64] &^= 1 << (pos % 64)
-		if err := w.readSlotLocked(a, rec); err != nil {
+		if err := w.loadSlotLocked(a); err != nil {
 			return err
 		}
 	}
 	w.advanceCursorLocked()
 	return nil
+}
+
+// loadSlotLocked reads slot a, the first unread one, into the heap.
+func (w *Wheel) loadSlotLocked(a int64) error {
+	pos := w.ring(a)
+	w.mu.loadedEnd = a + 1
+	if w.mu.bits[pos/64]&(1<<(pos%64)) == 0 {
+		return nil
+	}
+	rec, err := w.readRecordLocked(pos)
+	if err != nil {
+		return err
+	}
+	if rec.slot != a {
+		return nil // the position holds a later turn of the ring
+	}
+	w.mu.bits[pos/64] &^= 1 << (pos % 64)
+	return w.readSlotLocked(a, rec)
 }
 
 func (w *Wheel) readSlotLocked(a int64, rec slotRecord) error {

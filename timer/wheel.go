@@ -238,6 +238,14 @@ func (w *Wheel) failLocked(err error) error {
 func (w *Wheel) addLocked(e Entry) (int64, error) {
 	target := max(w.slotOf(e.DeliverAt), w.mu.cursor)
 	target = min(target, w.mu.cursor+w.nslots-1)
+	if target == w.mu.loadedEnd && w.slotOf(e.DeliverAt) < target {
+		// Due in a slot already read, but the cursor has moved on to the
+		// next, unread one: read that now, so the timer can go straight
+		// to the heap and fire on time.
+		if err := w.loadSlotLocked(target); err != nil {
+			return 0, err
+		}
+	}
 	pos := w.ring(target)
 	rec, err := w.readRecordLocked(pos)
 	if err != nil {
