@@ -29,6 +29,7 @@ func openT(t *testing.T, dir string, o *Options) *Wheel {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() { w.Close() }) // after a failure; ErrClosed otherwise
 	return w
 }
 
