@@ -67,6 +67,11 @@
 // %DLQ%group after 16 tries) and commits consumed offsets every 5 s: the lowest offset still in
 // flight, so a crash re-delivers at most the messages in flight and the last interval.
 //
+// WithOrderly makes a PushConsumer orderly: it locks its queues on the brokers (renewed every 20 s)
+// and handles each queue's messages one at a time in offset order; a failing message is retried in
+// place, and after WithMaxReconsumeTimes tries moved to the dead-letter queue rather than blocking
+// its queue forever.
+//
 // # Errors
 //
 // Sentinels (ErrClosed, ErrMessageTooLarge, ErrInvalidMessage, ErrNoRoute, ErrNoNameServer) are

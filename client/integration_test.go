@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,16 +227,23 @@ func TestDevPullConsumer(t *testing.T) {
 	if len(a1) != 2 || len(a2) != 2 {
 		t.Fatalf("assignments %v and %v, want 2 queues each", a1, a2)
 	}
-	if err := c1.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stats, err := adm.ConsumeStats(ctx, group, topic)
-	if err != nil || stats.Lag() != 0 {
-		t.Fatalf("lag after commit: %+v, %v", stats, err)
-	}
+	// The queue holding only B messages moves as the broker's filter skips them: keep polling until
+	// every queue's committed offset reaches its end.
+	waitFor(t, 10*time.Second, "the committed offsets to reach the end", func() bool {
+		for _, c := range []*PullConsumer{c1, c2} {
+			pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			msgs, _ := c.Poll(pctx)
+			pcancel()
+			if len(msgs) > 0 {
+				t.Fatalf("more messages: %v", msgs)
+			}
+			if err := c.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stats, err := adm.ConsumeStats(ctx, group, topic)
+		return err == nil && stats.Lag() == 0
+	})
 
 	// c2 leaves: c1 takes over its queues, from the committed offsets (nothing is re-delivered).
 	c2.Close()
@@ -347,27 +355,8 @@ func TestDevPushConsumer(t *testing.T) {
 		}
 		return nil
 	}
-	newConsumer := func() *PushConsumer {
-		c, err := NewPushConsumer(group, handler, WithNameServers(d.ns), WithRetryDelayLevel(1),
-			WithLongPollTimeout(2*time.Second), WithConsumeGoroutines(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe(topic, "*"); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	c1, c2 := newConsumer(), newConsumer()
-	defer c1.Close()
-	defer c2.Close()
-	waitFor(t, 15*time.Second, "the group to split the queues", func() bool {
-		a1, a2 := c1.Assignment(), c2.Assignment()
-		return len(a1)+len(a2) == 5 && len(a1) >= 2 && len(a2) >= 2
-	})
+	c1, c2 := d.pushPair(ctx, t, group, topic, handler, WithRetryDelayLevel(1), WithLongPollTimeout(2*time.Second),
+		WithConsumeGoroutines(4))
 
 	p := d.producer(t)
 	const n = 30
@@ -422,8 +411,11 @@ func TestDevCloseStopsGoroutines(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	before := runtime.NumGoroutine()
 	topic := uniqueTopic(t)
+	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 1}); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine() // the admin's included: it is closed after the test
 	p, err := NewProducer(WithNameServers(d.ns))
 	if err != nil {
 		t.Fatal(err)
@@ -478,6 +470,9 @@ func TestDevTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := uniqueTopic(t)
+	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
 	var checked atomic.Int32
 	p := d.producer(t, WithProducerGroup("txg_"+topic), WithTransactionChecker(func(_ context.Context, m *message.Message) TransactionState {
 		checked.Add(1)
@@ -519,4 +514,114 @@ func TestDevTransactions(t *testing.T) {
 	if got["rollback"] || checked.Load() == 0 {
 		t.Fatalf("got %v after %d checks", got, checked.Load())
 	}
+}
+
+func TestDevOrderlyConsumer(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	topic := uniqueTopic(t)
+	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 4, Order: true}); err != nil {
+		t.Fatal(err)
+	}
+	group := "cg_" + topic
+	var mu sync.Mutex
+	seen := map[string][]int{} // key → sequence numbers in handling order (successes only)
+	failures := map[string]int{}
+	handler := func(_ context.Context, m *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		body := string(m.Body)
+		if body == "poison" {
+			failures[body]++
+			return errors.New("always fails")
+		}
+		if body == "k1/3" && failures[body] < 2 {
+			failures[body]++
+			return errors.New("fails twice")
+		}
+		var key string
+		var seq int
+		fmt.Sscanf(strings.Replace(body, "/", " ", 1), "%s %d", &key, &seq)
+		seen[key] = append(seen[key], seq)
+		return nil
+	}
+	d.pushPair(ctx, t, group, topic, handler, WithOrderly(), WithMaxReconsumeTimes(2),
+		WithOrderlyRetryDelay(50*time.Millisecond), WithLongPollTimeout(2*time.Second))
+	p := d.producer(t)
+	const perKey = 10
+	for i := range perKey {
+		for _, key := range []string{"k0", "k1", "k2", "k3", "k4"} {
+			if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte(fmt.Sprint(key, "/", i)), ShardingKey: key}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 5 {
+			if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("poison"), ShardingKey: "k2"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "every key's messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, key := range []string{"k0", "k1", "k2", "k3", "k4"} {
+			if len(seen[key]) < perKey {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	for key, seqs := range seen {
+		for i, s := range seqs {
+			if s != i {
+				t.Fatalf("key %s handled out of order: %v", key, seqs)
+			}
+		}
+	}
+	if failures["poison"] != 3 || failures["k1/3"] != 2 {
+		t.Fatalf("failures %v: want the poison message tried 3 times (1 + 2 retries)", failures)
+	}
+	mu.Unlock()
+
+	// The poison message went to the dead-letter queue.
+	dlq, err := NewPullConsumer("dlq_reader_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	if err := dlq.Assign(ctx, MessageQueue{Topic: "%DLQ%" + group, BrokerName: "broker-a", QueueID: 0}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := dlq.Poll(ctx)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "poison" {
+		t.Fatalf("DLQ: %v, %v", msgs, err)
+	}
+}
+
+// pushPair starts two push consumers of group on topic (which must have 4 queues) and waits until they
+// share its queues and the retry queue. They are shut down at the end of the test.
+func (d *devProcess) pushPair(ctx context.Context, t *testing.T, group, topic string, h Handler, opts ...PushConsumerOpt) (*PushConsumer, *PushConsumer) {
+	t.Helper()
+	var cs [2]*PushConsumer
+	for i := range cs {
+		c, err := NewPushConsumer(group, h, append([]PushConsumerOpt{WithNameServers(d.ns)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe(topic, "*"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs[i] = c
+	}
+	waitFor(t, 15*time.Second, "the group to split the queues", func() bool {
+		a1, a2 := cs[0].Assignment(), cs[1].Assignment()
+		return len(a1)+len(a2) == 5 && len(a1) >= 2 && len(a2) >= 2
+	})
+	return cs[0], cs[1]
 }

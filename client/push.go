@@ -36,6 +36,8 @@ type pushCfg struct {
 	maxReconsumeTimes int
 	retryDelayLevel   int
 	persistInterval   time.Duration
+	orderly           bool
+	orderlyRetryDelay time.Duration
 }
 
 func defaultPush() pushCfg {
@@ -46,6 +48,7 @@ func defaultPush() pushCfg {
 		maxCachedBytes:    100 << 20,
 		maxReconsumeTimes: 16,
 		persistInterval:   5 * time.Second,
+		orderlyRetryDelay: time.Second,
 	}
 }
 
@@ -92,9 +95,11 @@ func WithOffsetPersistInterval(d time.Duration) PushConsumerOpt {
 // processQueue is a queue a PushConsumer owns: its pull loop and the messages pulled but not yet
 // consumed.
 type processQueue struct {
-	mq     MessageQueue
-	cancel context.CancelFunc // stops the pull loop
-	done   chan struct{}      // closed when the pull loop has returned
+	mq       MessageQueue
+	cancel   context.CancelFunc // stops the pull loop (and the orderly loop)
+	done     chan struct{}      // closed when the pull loop has returned
+	consumed chan struct{}      // closed when the orderly loop has returned (at once when concurrent)
+	wake     chan struct{}      // orderly: messages were pushed; buffered 1
 
 	mu struct {
 		sync.Mutex
@@ -102,11 +107,12 @@ type processQueue struct {
 		bytes    int           // sum of inflight. Protected by mu.
 		next     int64         // offset after the last pulled one; -1 until the first pull. Protected by mu.
 		dropped  bool          // the queue is no longer owned. Protected by mu.
+		orderly  orderlyState  // Protected by mu.
 	}
 }
 
 func newProcessQueue(mq MessageQueue) *processQueue {
-	q := &processQueue{mq: mq, done: make(chan struct{})}
+	q := &processQueue{mq: mq, done: make(chan struct{}), consumed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	q.mu.inflight = map[int64]int{}
 	q.mu.next = -1
 	return q
@@ -198,6 +204,7 @@ type PushConsumer struct {
 	handlerCtx    context.Context // canceled when Shutdown's context ends
 	handlerCancel context.CancelFunc
 	rebalanceNow  chan struct{} // buffered 1
+	sem           chan struct{} // orderly: one token per handler running
 
 	mu struct {
 		sync.Mutex
@@ -224,7 +231,8 @@ func NewPushConsumer(group string, handler Handler, opts ...PushConsumerOpt) (*P
 		return nil, errors.New("client: NewPushConsumer: nil handler")
 	}
 	pc := &PushConsumer{cfg: cfg, group: group, handler: handler, work: make(chan *workItem, cfg.goroutines),
-		stop: make(chan struct{}), workersStop: make(chan struct{}), rebalanceNow: make(chan struct{}, 1)}
+		stop: make(chan struct{}), workersStop: make(chan struct{}), rebalanceNow: make(chan struct{}, 1),
+		sem: make(chan struct{}, cfg.goroutines)}
 	pc.handlerCtx, pc.handlerCancel = context.WithCancel(context.Background())
 	pc.mu.subs = map[string]string{}
 	pc.mu.tags = map[string]map[string]struct{}{}
@@ -271,8 +279,9 @@ func (pc *PushConsumer) triggerRebalance() {
 	}
 }
 
-// Start checks the subscribed topics exist, announces the consumer to their brokers, takes its
-// share of the queues and starts consuming.
+// Start announces the consumer to the brokers of its topics, takes its share of the queues and starts
+// consuming. A topic that does not exist yet is looked up again every second. It fails when no
+// NameServer answers.
 func (pc *PushConsumer) Start(ctx context.Context) error {
 	pc.mu.Lock()
 	if pc.mu.state != 0 {
@@ -288,15 +297,25 @@ func (pc *PushConsumer) Start(ctx context.Context) error {
 	pc.mu.state = 1
 	pc.mu.Unlock()
 	for _, topic := range topics {
-		if _, err := pc.c.routes.get(ctx, topic, false); err != nil {
+		_, err := pc.c.routes.get(ctx, topic, false)
+		if errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
+			// Often a producer has not created it yet: rebalancing tries again every second.
+			pc.cfg.common.logger.Warn("subscribed topic does not exist yet", "group", pc.group, "topic", topic)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
 	pc.heartbeat(ctx)
 	pc.c.routes.start()
-	for range pc.cfg.goroutines {
-		pc.workers.Add(1)
-		pc.c.spawn(pc.worker)
+	if !pc.cfg.orderly {
+		for range pc.cfg.goroutines {
+			pc.workers.Add(1)
+			pc.c.spawn(pc.worker)
+		}
+	} else {
+		pc.loop(lockRenewInterval, nil, pc.renewLocks)
 	}
 	pc.loop(pc.cfg.common.heartbeatInterval, nil, pc.heartbeat)
 	pc.loop(pc.cfg.persistInterval, nil, func(ctx context.Context) { pc.persist(ctx) })
@@ -342,11 +361,14 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 		r, err := pc.c.routes.get(ctx, topic, false)
 		if err == nil {
 			var ids []string
-			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil {
+			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil && slices.Contains(ids, pc.c.clientID) {
 				for _, q := range allocateAverage(r.readQueues, ids, pc.c.clientID) {
 					want[q] = true
 				}
 				continue
+			}
+			if err == nil {
+				err = errors.New("this client is not among the group's members yet")
 			}
 		}
 		failed[topic] = true
@@ -364,20 +386,45 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 			delete(pc.mu.queues, mq)
 		}
 	}
+	var added []MessageQueue
 	for mq := range want {
 		if pc.mu.queues[mq] == nil {
-			pq := newProcessQueue(mq)
-			var pctx context.Context
-			pctx, pq.cancel = context.WithCancel(pc.c.ctx)
-			pc.mu.queues[mq] = pq
-			pc.c.spawn(func() { pc.pullLoop(pctx, pq) })
+			added = append(added, mq)
 		}
 	}
 	pc.mu.Unlock()
 	for _, pq := range released {
 		pc.release(ctx, pq)
 	}
+	var lockedAt time.Time
+	var held map[MessageQueue]bool
+	if pc.cfg.orderly && len(added) > 0 {
+		lockedAt, held = time.Now(), pc.lockQueues(ctx, added)
+	}
+	pc.mu.Lock()
+	for _, mq := range added {
+		if pc.mu.state != 1 || pc.mu.queues[mq] != nil {
+			continue
+		}
+		if pc.cfg.orderly && !held[mq] {
+			failed[mq.Topic] = true // locked by another member still: try again soon
+			continue
+		}
+		pq := newProcessQueue(mq)
+		var pctx context.Context
+		pctx, pq.cancel = context.WithCancel(pc.c.ctx)
+		pc.mu.queues[mq] = pq
+		pc.c.spawn(func() { pc.pullLoop(pctx, pq) })
+		if pc.cfg.orderly {
+			pq.setLocked(lockedAt)
+			pc.c.spawn(func() { pc.orderlyLoop(pctx, pq) })
+		} else {
+			close(pq.consumed)
+		}
+	}
+	pc.mu.Unlock()
 	if len(failed) > 0 {
+		pc.heartbeat(ctx) // a broker that did not know this client yet does now
 		pc.c.spawn(func() {
 			select {
 			case <-pc.stop:
@@ -392,6 +439,7 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 func (pc *PushConsumer) release(ctx context.Context, pq *processQueue) {
 	pq.cancel()
 	<-pq.done
+	<-pq.consumed
 	off, ok := pq.commitPoint()
 	pq.drop()
 	pc.mu.Lock()
@@ -402,6 +450,9 @@ func (pc *PushConsumer) release(ctx context.Context, pq *processQueue) {
 		if err := pc.c.commitOffset(ctx, pc.group, pq.mq, off); err != nil {
 			pc.cfg.common.logger.Warn("committing a released queue failed", "queue", pq.mq, "err", err)
 		}
+	}
+	if pc.cfg.orderly {
+		pc.unlockQueues(ctx, []MessageQueue{pq.mq})
 	}
 }
 
@@ -479,6 +530,10 @@ func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue) {
 			}
 			continue
 		}
+		if pc.cfg.orderly {
+			pq.push(visible)
+			continue
+		}
 		for _, m := range visible {
 			select {
 			case pc.work <- &workItem{pq: pq, msg: m}:
@@ -489,10 +544,12 @@ func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue) {
 	}
 }
 
+// updateOffset records a queue's new consumed offset. Offsets only grow: workers compute them
+// under the queue's lock but store them here in any order.
 func (pc *PushConsumer) updateOffset(pq *processQueue, off int64) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.mu.queues[pq.mq] == pq {
+	if cur, ok := pc.mu.offsets[pq.mq]; pc.mu.queues[pq.mq] == pq && (!ok || off > cur) {
 		pc.mu.offsets[pq.mq] = off
 	}
 }
@@ -515,7 +572,7 @@ func (pc *PushConsumer) consume(it *workItem) {
 		return
 	}
 	if err := pc.handler(pc.handlerCtx, it.msg); err != nil {
-		if serr := pc.sendBack(pc.handlerCtx, it.pq.mq, it.msg); serr != nil {
+		if serr := pc.sendBack(pc.handlerCtx, it.pq.mq, it.msg, pc.cfg.retryDelayLevel); serr != nil {
 			pc.cfg.common.logger.Warn("send-back failed; the message is retried here", "queue", it.pq.mq,
 				"offset", it.msg.QueueOffset, "err", serr)
 			pc.retryLater(it)
@@ -542,15 +599,16 @@ func (pc *PushConsumer) retryLater(it *workItem) {
 	})
 }
 
-// sendBack asks the broker to redeliver m later (CONSUMER_SEND_MSG_BACK).
-func (pc *PushConsumer) sendBack(ctx context.Context, mq MessageQueue, m *message.Message) error {
+// sendBack asks the broker to redeliver m later (CONSUMER_SEND_MSG_BACK) with delayLevel: 0 lets the
+// broker choose, -1 sends it to the dead-letter queue at once.
+func (pc *PushConsumer) sendBack(ctx context.Context, mq MessageQueue, m *message.Message, delayLevel int) error {
 	addr := pc.c.routes.masterAddr(mq.BrokerName)
 	if addr == "" {
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
 	ext := map[string]string{
 		"offset": strconv.FormatInt(m.CommitLogOffset, 10), "group": pc.group,
-		"delayLevel": strconv.Itoa(pc.cfg.retryDelayLevel), "originMsgId": m.MsgID(), "originTopic": m.Topic,
+		"delayLevel": strconv.Itoa(delayLevel), "originMsgId": m.MsgID(), "originTopic": m.Topic,
 		"unitMode": "false", "maxReconsumeTimes": strconv.Itoa(pc.cfg.maxReconsumeTimes),
 	}
 	_, err := pc.c.call(ctx, addr, remoting.NewRequest(code.ConsumerSendMsgBack, ext, nil))
@@ -621,23 +679,35 @@ func (pc *PushConsumer) Shutdown(ctx context.Context) error {
 		<-pq.done
 	}
 	close(pc.workersStop)
+	orderlyDone := make(chan struct{})
+	go func() {
+		for _, pq := range queues {
+			<-pq.consumed
+		}
+		close(orderlyDone)
+	}()
 	finished := make(chan struct{})
 	go func() {
 		pc.workers.Wait()
 		close(finished)
 	}()
 	var err error
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		err = ctx.Err()
-		pc.handlerCancel()
-		<-finished
+	for _, ch := range []chan struct{}{finished, orderlyDone} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+			pc.handlerCancel()
+			<-ch
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 2*pc.cfg.common.requestTimeout)
 	defer cancel()
 	if perr := pc.persist(cctx); err == nil {
 		err = perr
+	}
+	if pc.cfg.orderly {
+		pc.unlockQueues(cctx, sortedQueues(pc.ownedQueues(queues)))
 	}
 	pc.c.unregister(cctx, pc.group)
 	return err
@@ -645,3 +715,11 @@ func (pc *PushConsumer) Shutdown(ctx context.Context) error {
 
 // Close is Shutdown without a deadline.
 func (pc *PushConsumer) Close() error { return pc.Shutdown(context.Background()) }
+
+func (pc *PushConsumer) ownedQueues(queues []*processQueue) map[MessageQueue]bool {
+	out := make(map[MessageQueue]bool, len(queues))
+	for _, pq := range queues {
+		out[pq.mq] = true
+	}
+	return out
+}
