@@ -625,3 +625,99 @@ func (d *devProcess) pushPair(ctx context.Context, t *testing.T, group, topic st
 	})
 	return cs[0], cs[1]
 }
+
+// collector is a Handler that records message bodies.
+type collector struct {
+	mu     sync.Mutex
+	bodies map[string]int
+}
+
+func (c *collector) handle(_ context.Context, m *message.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bodies == nil {
+		c.bodies = map[string]int{}
+	}
+	c.bodies[string(m.Body)]++
+	return nil
+}
+
+func (c *collector) count() (distinct, total int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.bodies {
+		total += n
+	}
+	return len(c.bodies), total
+}
+
+func (d *devProcess) startPush(ctx context.Context, t *testing.T, group, topic string, h Handler, opts ...PushConsumerOpt) *PushConsumer {
+	t.Helper()
+	c, err := NewPushConsumer(group, h, append([]PushConsumerOpt{WithNameServers(d.ns), WithLongPollTimeout(2 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Subscribe(topic, "*")
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sendN(ctx context.Context, t *testing.T, p *Producer, topic, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte(fmt.Sprint(prefix, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A consumer that dies without shutting down (its process killed) loses nothing: its successor
+// starts from the last committed offsets, re-delivering at most what was handled since.
+func TestDevPushCrashAndResetOffset(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	adm := d.admin(t)
+	topic := uniqueTopic(t)
+	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	group := "cg_" + topic
+	p := d.producer(t)
+	start := time.Now().Add(-time.Second)
+
+	var first collector
+	a := d.startPush(ctx, t, group, topic, first.handle, WithOffsetPersistInterval(100*time.Millisecond))
+	sendN(ctx, t, p, topic, "a", 20)
+	waitFor(t, 10*time.Second, "the first 20", func() bool { n, _ := first.count(); return n == 20 })
+	time.Sleep(400 * time.Millisecond) // several persist intervals: everything handled is committed
+	a.c.close()                        // a crash: no Shutdown, no commit, no unregistering
+
+	sendN(ctx, t, p, topic, "b", 10)
+	var second collector
+	b := d.startPush(ctx, t, group, topic, second.handle, WithOffsetPersistInterval(100*time.Millisecond))
+	waitFor(t, 10*time.Second, "the next 10", func() bool { n, _ := second.count(); return n == 10 })
+	second.mu.Lock()
+	for body := range second.bodies {
+		if !strings.HasPrefix(body, "b") {
+			t.Errorf("%s re-delivered although it was committed before the crash", body)
+		}
+	}
+	second.mu.Unlock()
+
+	// An admin's reset reaches the online consumer: it reads everything again.
+	if _, err := adm.ResetOffsetByTime(ctx, topic, group, start, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "everything again after the reset", func() bool { _, total := second.count(); return total >= 40 })
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := adm.ConsumeStats(ctx, group, topic)
+	if err != nil || stats.Lag() != 0 {
+		t.Fatalf("lag after shutdown: %+v, %v", stats, err)
+	}
+}

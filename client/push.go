@@ -244,6 +244,8 @@ func NewPushConsumer(group string, handler Handler, opts ...PushConsumerOpt) (*P
 		pc.triggerRebalance()
 		return nil
 	})
+	mux.HandleFunc(code.ResetConsumerClientOffset, pc.handleResetOffset)
+	mux.HandleFunc(code.GetConsumerStatusFromClient, pc.handleConsumerStatus)
 	pc.c = newCore(cfg.common, mux)
 	return pc, nil
 }
@@ -333,6 +335,8 @@ func (pc *PushConsumer) loop(d time.Duration, wake <-chan struct{}, fn func(ctx 
 			select {
 			case <-pc.stop:
 				return
+			case <-pc.c.done:
+				return
 			case <-t.C:
 			case <-wake:
 			}
@@ -410,17 +414,7 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 			failed[mq.Topic] = true // locked by another member still: try again soon
 			continue
 		}
-		pq := newProcessQueue(mq)
-		var pctx context.Context
-		pctx, pq.cancel = context.WithCancel(pc.c.ctx)
-		pc.mu.queues[mq] = pq
-		pc.c.spawn(func() { pc.pullLoop(pctx, pq) })
-		if pc.cfg.orderly {
-			pq.setLocked(lockedAt)
-			pc.c.spawn(func() { pc.orderlyLoop(pctx, pq) })
-		} else {
-			close(pq.consumed)
-		}
+		pc.startQueueLocked(mq, lockedAt, -1)
 	}
 	pc.mu.Unlock()
 	if len(failed) > 0 {
@@ -432,6 +426,22 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 				pc.triggerRebalance()
 			}
 		})
+	}
+}
+
+// startQueueLocked starts pulling (and, when orderly, handling) mq from startAt, or from the
+// group's committed offset when startAt is negative. lockedAt is when its broker lock was granted.
+func (pc *PushConsumer) startQueueLocked(mq MessageQueue, lockedAt time.Time, startAt int64) {
+	pq := newProcessQueue(mq)
+	var pctx context.Context
+	pctx, pq.cancel = context.WithCancel(pc.c.ctx)
+	pc.mu.queues[mq] = pq
+	pc.c.spawn(func() { pc.pullLoop(pctx, pq, startAt) })
+	if pc.cfg.orderly {
+		pq.setLocked(lockedAt)
+		pc.c.spawn(func() { pc.orderlyLoop(pctx, pq) })
+	} else {
+		close(pq.consumed)
 	}
 }
 
@@ -476,10 +486,10 @@ const (
 )
 
 // pullLoop pulls one queue until ctx ends and hands its messages to the workers.
-func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue) {
+func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue, startAt int64) {
 	defer close(pq.done)
-	var next int64
-	for {
+	next := startAt
+	for next < 0 {
 		off, err := pc.c.startOffset(ctx, pc.group, pq.mq, pc.cfg.from)
 		if err == nil {
 			next = off
@@ -563,6 +573,8 @@ func (pc *PushConsumer) worker() {
 			pc.consume(it)
 		case <-pc.workersStop:
 			return
+		case <-pc.c.done:
+			return
 		}
 	}
 }
@@ -590,11 +602,14 @@ func (pc *PushConsumer) retryLater(it *workItem) {
 		select {
 		case <-pc.workersStop:
 			return
+		case <-pc.c.done:
+			return
 		case <-time.After(sendBackRetryDelay):
 		}
 		select {
 		case pc.work <- it:
 		case <-pc.workersStop:
+		case <-pc.c.done:
 		}
 	})
 }
