@@ -342,9 +342,10 @@ func TestOffsetsResumeAfterRestart(t *testing.T) {
 	rec := newReceived()
 	c := newPushConsumer(t, dc.ns, group, topic, consumer.MessageSelector{}, rec)
 	rec.waitDistinct(t, 40, 60*time.Second)
-	// The client commits offsets to the broker every 5 s; the commit it sends at Shutdown is not
-	// waited for and can be lost with the connection it closes, so let a periodic commit happen.
-	time.Sleep(6 * time.Second)
+	// The client commits offsets to the broker 10 s after it starts and every 5 s after; the commit it
+	// sends at Shutdown is not waited for and can be lost with the connection it closes, so let a
+	// periodic commit happen first.
+	time.Sleep(11 * time.Second)
 	c.Shutdown()
 
 	sendN(t, p, topic, 40, "second")
