@@ -35,6 +35,7 @@ type consumerCfg struct {
 	batchSize       int
 	longPoll        time.Duration
 	rebalancePeriod time.Duration
+	allocate        AllocateStrategy
 }
 
 func defaultConsumer() consumerCfg {
@@ -44,6 +45,7 @@ func defaultConsumer() consumerCfg {
 		batchSize:       32,
 		longPoll:        15 * time.Second,
 		rebalancePeriod: 20 * time.Second,
+		allocate:        AllocateAveragely(),
 	}
 }
 

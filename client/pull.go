@@ -213,7 +213,7 @@ func (pc *PullConsumer) rebalance(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, q := range allocateAverage(r.readQueues, ids, pc.c.clientID) {
+		for _, q := range pc.cfg.allocate.Allocate(r.readQueues, ids, pc.c.clientID) {
 			want[q] = true
 		}
 	}

@@ -41,3 +41,50 @@ func TestAllocateAverage(t *testing.T) {
 		t.Fatalf("a consumer not in the list got %v", got)
 	}
 }
+
+func TestAllocateStrategies(t *testing.T) {
+	var qs []MessageQueue
+	for _, b := range []string{"broker-a", "broker-b"} {
+		for i := range 8 {
+			qs = append(qs, MessageQueue{Topic: "T", BrokerName: b, QueueID: int32(i)})
+		}
+	}
+	ids := []string{"10.0.0.1@1", "10.0.0.2@1", "10.0.0.3@1"}
+	for name, s := range map[string]AllocateStrategy{"average": AllocateAveragely(), "round-robin": AllocateRoundRobin(),
+		"consistent-hash": AllocateConsistentHash(0)} {
+		owner := map[MessageQueue]string{}
+		for _, id := range ids {
+			for _, q := range s.Allocate(qs, ids, id) {
+				if prev, dup := owner[q]; dup {
+					t.Fatalf("%s: %v given to %s and %s", name, q, prev, id)
+				}
+				owner[q] = id
+			}
+		}
+		if len(owner) != len(qs) {
+			t.Fatalf("%s: %d of %d queues allocated", name, len(owner), len(qs))
+		}
+		if got := s.Allocate(qs, ids, "stranger"); len(got) != 0 {
+			t.Fatalf("%s: a non-member got %v", name, got)
+		}
+	}
+	rr := AllocateRoundRobin().Allocate(qs, ids, ids[1])
+	if len(rr) != 5 || rr[0] != qs[1] || rr[1] != qs[4] {
+		t.Fatalf("round robin: %v", rr)
+	}
+	// Consistent hashing moves only the leaving member's queues.
+	ch := AllocateConsistentHash(10)
+	before := map[MessageQueue]string{}
+	for _, id := range ids {
+		for _, q := range ch.Allocate(qs, ids, id) {
+			before[q] = id
+		}
+	}
+	for _, id := range ids[:2] {
+		for _, q := range ch.Allocate(qs, ids[:2], id) {
+			if before[q] != id && before[q] != ids[2] {
+				t.Fatalf("%v moved from %s to %s although %s stayed", q, before[q], id, before[q])
+			}
+		}
+	}
+}

@@ -366,7 +366,7 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 		if err == nil {
 			var ids []string
 			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil && slices.Contains(ids, pc.c.clientID) {
-				for _, q := range allocateAverage(r.readQueues, ids, pc.c.clientID) {
+				for _, q := range pc.cfg.allocate.Allocate(r.readQueues, ids, pc.c.clientID) {
 					want[q] = true
 				}
 				continue
