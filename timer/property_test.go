@@ -7,6 +7,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/apogeemq/apogee/store/vfs"
+	"github.com/apogeemq/apogee/store/vfs/errorfs"
 )
 
 // TestModel checks the wheel against a naive model (a map of pending
@@ -19,11 +22,19 @@ import (
 // The clock is synctest's: virtual time, exact and independent of load.
 func TestModel(t *testing.T) {
 	for seed := range uint64(4) {
-		synctest.Test(t, func(t *testing.T) { testModel(t, seed) })
+		synctest.Test(t, func(t *testing.T) {
+			o := testOptions()
+			if seed%2 == 1 { // the pread/pwrite path for slot records
+				var unmapped errorfs.Toggle
+				unmapped.Fail(errorfs.OpMap, errorfs.ErrInjected)
+				o.FS = errorfs.Wrap(vfs.Default, &unmapped)
+			}
+			testModel(t, seed, o)
+		})
 	}
 }
 
-func testModel(t *testing.T, seed uint64) {
+func testModel(t *testing.T, seed uint64, o *Options) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	dir := t.TempDir()
 	type timerModel struct {
@@ -34,7 +45,7 @@ func testModel(t *testing.T, seed uint64) {
 	delivered := make(map[int64]int)
 	var next int64
 	for round := range 6 {
-		w := openT(t, dir, testOptions())
+		w := openT(t, dir, o)
 		runStart := time.Now()
 		var fail func([]Entry) error
 		failing := round%3 == 2
@@ -104,7 +115,7 @@ func testModel(t *testing.T, seed uint64) {
 		}
 	}
 	// Let everything fall due.
-	w := openT(t, dir, testOptions())
+	w := openT(t, dir, o)
 	r := startRun(w, nil)
 	time.Sleep(time.Minute)
 	r.stop()

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/apogeemq/apogee/store/vfs"
 )
 
 // recover opens the files of w.dir and brings the wheel to a consistent
@@ -101,7 +103,7 @@ func (w *Wheel) recover() error {
 			w.mu.pending += int64(rec.count)
 		}
 	}
-	if !clean {
+	if !clean && w.records == nil {
 		if _, err := w.wheel.WriteAt(records, headerSize); err != nil {
 			return fmt.Errorf("timer: writing the wheel: %w", err)
 		}
@@ -156,6 +158,16 @@ func (w *Wheel) openWheelFile() (records []byte, fresh bool, err error) {
 			if err := f.Allocate(size); err != nil {
 				return nil, false, fmt.Errorf("timer: allocating the wheel: %w", err)
 			}
+		}
+	}
+	// Map the slot records when the filesystem can (the file is allocated
+	// in full, so touching the mapping cannot fault): an Add then costs
+	// one pwrite, and the records live in the page cache, not the heap.
+	if m, ok := f.(vfs.Mapper); ok {
+		if b, err := m.Map(int(size)); err == nil {
+			w.mapped = b
+			w.records = b[headerSize:]
+			return w.records, fresh, nil
 		}
 	}
 	records = make([]byte, w.nslots*recordSize)

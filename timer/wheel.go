@@ -77,6 +77,8 @@ type Wheel struct {
 	nslots   int64
 	perSeg   int64
 	wheel    vfs.File
+	mapped   []byte // the wheel file, when mapped (nil: pread/pwrite)
+	records  []byte // mapped[headerSize:]; Protected by mu after Open
 	ckpt     vfs.File
 	wake     chan struct{} // scheduler, cap 1
 	flushReq chan struct{} // flusher, cap 1
@@ -289,7 +291,9 @@ func (w *Wheel) addLocked(e Entry) (int64, error) {
 func (w *Wheel) readRecordLocked(pos int64) (slotRecord, error) {
 	var rec slotRecord
 	b := w.mu.buf[:recordSize]
-	if _, err := w.wheel.ReadAt(b, headerSize+pos*recordSize); err != nil {
+	if w.records != nil {
+		b = w.records[pos*recordSize:]
+	} else if _, err := w.wheel.ReadAt(b, headerSize+pos*recordSize); err != nil {
 		return rec, w.failLocked(fmt.Errorf("timer: reading the wheel: %w", err))
 	}
 	if !decodeRecord(b, &rec) {
@@ -299,6 +303,10 @@ func (w *Wheel) readRecordLocked(pos int64) (slotRecord, error) {
 }
 
 func (w *Wheel) writeRecordLocked(pos int64, rec *slotRecord) error {
+	if w.records != nil {
+		encodeRecord(w.records[pos*recordSize:], rec)
+		return nil
+	}
 	b := w.mu.buf[:recordSize]
 	encodeRecord(b, rec)
 	if _, err := w.wheel.WriteAt(b, headerSize+pos*recordSize); err != nil {
@@ -513,6 +521,10 @@ func (w *Wheel) Close() error {
 func (w *Wheel) closeFiles() {
 	for _, seg := range w.mu.segs {
 		seg.f.Close()
+	}
+	if w.mapped != nil {
+		vfs.Unmap(w.mapped)
+		w.mapped, w.records = nil, nil
 	}
 	if w.wheel != nil {
 		w.wheel.Close()

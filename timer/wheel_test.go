@@ -9,6 +9,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/apogeemq/apogee/store/vfs"
+	"github.com/apogeemq/apogee/store/vfs/errorfs"
 )
 
 func testOptions() *Options {
@@ -194,6 +197,45 @@ func TestRestart(t *testing.T) {
 		}
 		if s := w.Stats(); s.Pending != 0 {
 			t.Errorf("pending %d after all due", s.Pending)
+		}
+		w.Close()
+	})
+}
+
+// TestStickyError fails an fsync: Sync, Add and Close return that error
+// from then on, and a reopen on a healthy disk finds every timer whose
+// Add returned (they are in the page cache).
+func TestStickyError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		var faults errorfs.Toggle
+		o := testOptions()
+		o.FS = errorfs.Wrap(vfs.Default, &faults)
+		w := openT(t, dir, o)
+		start := time.Now()
+		for i := range 20 {
+			if err := w.Add(context.Background(), start.Add(time.Duration(i)*time.Second), int64(i), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		faults.Fail(errorfs.OpSync, errorfs.ErrInjected)
+		err := w.Sync()
+		if !errors.Is(err, errorfs.ErrInjected) {
+			t.Fatalf("Sync: %v, want the injected error", err)
+		}
+		if err2 := w.Add(context.Background(), start, 99, 0); err2 == nil || err2.Error() != err.Error() {
+			t.Fatalf("Add after a failed fsync: %v, want %v", err2, err)
+		}
+		if err2 := w.Close(); err2 == nil || err2.Error() != err.Error() {
+			t.Fatalf("Close: %v, want %v", err2, err)
+		}
+		w = openT(t, dir, testOptions())
+		r := startRun(w, nil)
+		time.Sleep(25 * time.Second)
+		r.stop()
+		<-r.done
+		if got := len(r.deliveries()); got != 20 {
+			t.Fatalf("%d timers delivered after reopen, want 20", got)
 		}
 		w.Close()
 	})
