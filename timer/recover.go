@@ -114,6 +114,11 @@ func (w *Wheel) recover() error {
 	if err := w.syncFiles(slices.Collect(maps.Values(w.mu.segs)), true); err != nil {
 		return err
 	}
+	if fresh {
+		if err := fs.SyncDir(w.dir); err != nil {
+			return fmt.Errorf("timer: syncing %s: %w", w.dir, err)
+		}
+	}
 	w.mu.ckptSeq++
 	if err := w.writeCheckpoint(w.mu.ckptSeq, cursor, end, false); err != nil {
 		return err
