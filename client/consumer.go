@@ -90,10 +90,10 @@ func WithRebalancePeriod(d time.Duration) ConsumerOpt {
 	return consumerOpt(func(c *consumerCfg) { setPositive(&c.rebalancePeriod, d) })
 }
 
-// consumerHeartbeat is the HEART_BEAT body of a clustering consumer of group with subscriptions subs
-// (topic → TAG expression).
-func consumerHeartbeat(clientID, group, consumeType string, from ConsumeFrom, subs map[string]string, subVersion int64) *body.HeartbeatData {
-	cd := &body.ConsumerData{GroupName: group, ConsumeType: consumeType, MessageModel: body.Clustering,
+// consumerHeartbeat is the HEART_BEAT body of a consumer of group (model body.Clustering or
+// body.Broadcasting) with subscriptions subs (topic → TAG expression).
+func consumerHeartbeat(clientID, group, consumeType, model string, from ConsumeFrom, subs map[string]string, subVersion int64) *body.HeartbeatData {
+	cd := &body.ConsumerData{GroupName: group, ConsumeType: consumeType, MessageModel: model,
 		ConsumeFromWhere: from.String()}
 	for topic, expr := range subs {
 		tags := body.ParseTags(expr)

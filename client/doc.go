@@ -72,6 +72,11 @@
 // place, and after WithMaxReconsumeTimes tries moved to the dead-letter queue rather than blocking
 // its queue forever.
 //
+// Queues are shared by AllocateAveragely (default), AllocateRoundRobin or AllocateConsistentHash
+// (WithAllocateStrategy). WithBroadcasting makes every member consume every message, with its
+// offsets in a local file. A broker's RESET_CONSUMER_CLIENT_OFFSET (an admin's ResetOffsetByTime)
+// restarts the affected queues from the new offsets.
+//
 // # Errors
 //
 // Sentinels (ErrClosed, ErrMessageTooLarge, ErrInvalidMessage, ErrNoRoute, ErrNoNameServer) are

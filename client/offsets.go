@@ -73,6 +73,11 @@ func (c *core) startOffset(ctx context.Context, group string, mq MessageQueue, f
 	if !errors.Is(err, &ResponseError{Code: code.QueryNotFound}) {
 		return 0, err
 	}
+	return c.offsetFrom(ctx, mq, from)
+}
+
+// offsetFrom returns the offset of mq that from designates.
+func (c *core) offsetFrom(ctx context.Context, mq MessageQueue, from ConsumeFrom) (int64, error) {
 	switch from.kind {
 	case 1:
 		return c.queueOffsetCall(ctx, code.GetMinOffset, mq, nil)

@@ -102,7 +102,7 @@ func (pc *PushConsumer) orderlyLoop(ctx context.Context, pq *processQueue) {
 		if ctx.Err() != nil {
 			return
 		}
-		if !pq.lockValid(time.Now()) {
+		if pc.cfg.broadcastFile == "" && !pq.lockValid(time.Now()) {
 			if !wait(ctx, pc.cfg.orderlyRetryDelay) {
 				return
 			}

@@ -187,7 +187,7 @@ func (pc *PullConsumer) heartbeat(ctx context.Context) {
 		pc.mu.Unlock()
 		return
 	}
-	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumeActively, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
+	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumeActively, body.Clustering, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
 	pc.mu.Unlock()
 	pc.c.heartbeat(ctx, hb, true)
 }

@@ -38,6 +38,7 @@ type pushCfg struct {
 	persistInterval   time.Duration
 	orderly           bool
 	orderlyRetryDelay time.Duration
+	broadcastFile     string // "" when clustering
 }
 
 func defaultPush() pushCfg {
@@ -215,6 +216,7 @@ type PushConsumer struct {
 		queues     map[MessageQueue]*processQueue // owned queues. Protected by mu.
 		offsets    map[MessageQueue]int64         // consumed offsets to commit. Protected by mu.
 		committed  map[MessageQueue]int64         // last committed offsets. Protected by mu.
+		local      *localOffsets                  // broadcasting only. Protected by mu.
 	}
 }
 
@@ -295,7 +297,16 @@ func (pc *PushConsumer) Start(ctx context.Context) error {
 		return errors.New("client: PushConsumer.Start without a subscription")
 	}
 	topics := slices.Collect(maps.Keys(pc.mu.subs))
-	pc.subscribeLocked(retryPrefix+pc.group, body.SubAll)
+	if pc.cfg.broadcastFile == "" {
+		pc.subscribeLocked(retryPrefix+pc.group, body.SubAll)
+	} else {
+		lo, err := loadLocalOffsets(pc.cfg.broadcastFile)
+		if err != nil {
+			pc.mu.Unlock()
+			return err
+		}
+		pc.mu.local = lo
+	}
 	pc.mu.state = 1
 	pc.mu.Unlock()
 	for _, topic := range topics {
@@ -316,7 +327,7 @@ func (pc *PushConsumer) Start(ctx context.Context) error {
 			pc.workers.Add(1)
 			pc.c.spawn(pc.worker)
 		}
-	} else {
+	} else if pc.cfg.broadcastFile == "" {
 		pc.loop(lockRenewInterval, nil, pc.renewLocks)
 	}
 	pc.loop(pc.cfg.common.heartbeatInterval, nil, pc.heartbeat)
@@ -347,7 +358,11 @@ func (pc *PushConsumer) loop(d time.Duration, wake <-chan struct{}, fn func(ctx 
 
 func (pc *PushConsumer) heartbeat(ctx context.Context) {
 	pc.mu.Lock()
-	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumePassively, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
+	model := body.Clustering
+	if pc.cfg.broadcastFile != "" {
+		model = body.Broadcasting
+	}
+	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumePassively, model, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
 	pc.mu.Unlock()
 	pc.c.heartbeat(ctx, hb, true)
 }
@@ -363,6 +378,12 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 	failed := map[string]bool{}
 	for _, topic := range topics {
 		r, err := pc.c.routes.get(ctx, topic, false)
+		if err == nil && pc.cfg.broadcastFile != "" {
+			for _, q := range r.readQueues {
+				want[q] = true
+			}
+			continue
+		}
 		if err == nil {
 			var ids []string
 			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil && slices.Contains(ids, pc.c.clientID) {
@@ -402,7 +423,8 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 	}
 	var lockedAt time.Time
 	var held map[MessageQueue]bool
-	if pc.cfg.orderly && len(added) > 0 {
+	locking := pc.cfg.orderly && pc.cfg.broadcastFile == "" // broadcasting members share nothing: no locks
+	if locking && len(added) > 0 {
 		lockedAt, held = time.Now(), pc.lockQueues(ctx, added)
 	}
 	pc.mu.Lock()
@@ -410,7 +432,7 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 		if pc.mu.state != 1 || pc.mu.queues[mq] != nil {
 			continue
 		}
-		if pc.cfg.orderly && !held[mq] {
+		if locking && !held[mq] {
 			failed[mq.Topic] = true // locked by another member still: try again soon
 			continue
 		}
@@ -457,11 +479,11 @@ func (pc *PushConsumer) release(ctx context.Context, pq *processQueue) {
 	delete(pc.mu.committed, pq.mq)
 	pc.mu.Unlock()
 	if ok {
-		if err := pc.c.commitOffset(ctx, pc.group, pq.mq, off); err != nil {
+		if err := pc.storeOffset(ctx, pq.mq, off); err != nil {
 			pc.cfg.common.logger.Warn("committing a released queue failed", "queue", pq.mq, "err", err)
 		}
 	}
-	if pc.cfg.orderly {
+	if pc.cfg.orderly && pc.cfg.broadcastFile == "" {
 		pc.unlockQueues(ctx, []MessageQueue{pq.mq})
 	}
 }
@@ -490,7 +512,7 @@ func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue, startAt 
 	defer close(pq.done)
 	next := startAt
 	for next < 0 {
-		off, err := pc.c.startOffset(ctx, pc.group, pq.mq, pc.cfg.from)
+		off, err := pc.loadOffset(ctx, pq.mq)
 		if err == nil {
 			next = off
 			break
@@ -583,7 +605,10 @@ func (pc *PushConsumer) consume(it *workItem) {
 	if it.pq.isDropped() {
 		return
 	}
-	if err := pc.handler(pc.handlerCtx, it.msg); err != nil {
+	if err := pc.handler(pc.handlerCtx, it.msg); err != nil && pc.cfg.broadcastFile != "" {
+		pc.cfg.common.logger.Warn("broadcast message failed; it is not redelivered", "queue", it.pq.mq,
+			"offset", it.msg.QueueOffset, "msg_id", it.msg.MsgID(), "err", err)
+	} else if err != nil {
 		if serr := pc.sendBack(pc.handlerCtx, it.pq.mq, it.msg, pc.cfg.retryDelayLevel); serr != nil {
 			pc.cfg.common.logger.Warn("send-back failed; the message is retried here", "queue", it.pq.mq,
 				"offset", it.msg.QueueOffset, "err", serr)
@@ -642,7 +667,7 @@ func (pc *PushConsumer) persist(ctx context.Context) error {
 	pc.mu.Unlock()
 	var errs []error
 	for mq, off := range todo {
-		if err := pc.c.commitOffset(ctx, pc.group, mq, off); err != nil {
+		if err := pc.storeOffset(ctx, mq, off); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -721,7 +746,7 @@ func (pc *PushConsumer) Shutdown(ctx context.Context) error {
 	if perr := pc.persist(cctx); err == nil {
 		err = perr
 	}
-	if pc.cfg.orderly {
+	if pc.cfg.orderly && pc.cfg.broadcastFile == "" {
 		pc.unlockQueues(cctx, sortedQueues(pc.ownedQueues(queues)))
 	}
 	pc.c.unregister(cctx, pc.group)

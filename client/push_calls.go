@@ -63,7 +63,7 @@ func (pc *PushConsumer) resetOffsets(ctx context.Context, table map[MessageQueue
 		<-pq.done
 		<-pq.consumed
 		pq.drop()
-		if err := pc.c.commitOffset(ctx, pc.group, pq.mq, table[pq.mq]); err != nil {
+		if err := pc.storeOffset(ctx, pq.mq, table[pq.mq]); err != nil {
 			pc.cfg.common.logger.Warn("committing a reset offset failed", "queue", pq.mq, "err", err)
 		}
 	}
