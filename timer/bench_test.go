@@ -58,7 +58,8 @@ func BenchmarkAddSync(b *testing.B) {
 // BenchmarkPending adds 2^20 timers spread over 3 days (ahead of the
 // lookahead, so none is loaded) per iteration and reports what holding
 // them costs: heap bytes and disk bytes per pending timer, Add time, and
-// the time to reopen the wheel (clean). Run with -benchtime=1x.
+// the time to reopen the wheel, cleanly closed and after a crash. Run
+// with -benchtime=1x.
 func BenchmarkPending(b *testing.B) {
 	const n = 1 << 20
 	for b.Loop() {
@@ -87,6 +88,8 @@ func BenchmarkPending(b *testing.B) {
 			b.Fatalf("pending %d, want %d", s.Pending, n)
 		}
 		heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		crashed := b.TempDir()
+		copyDir(b, dir, crashed) // what kill -9 leaves: not clean, nothing past the last checkpoint trusted
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -102,6 +105,17 @@ func BenchmarkPending(b *testing.B) {
 			b.Fatalf("pending %d after reopen, want %d", s.Pending, n)
 		}
 		w.Close()
+		start = time.Now()
+		w, err = Open(crashed, &Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		recovery := time.Since(start)
+		if s := w.Stats(); s.Pending != n {
+			b.Fatalf("pending %d after recovery, want %d", s.Pending, n)
+		}
+		w.Close()
+		b.ReportMetric(float64(recovery.Milliseconds()), "recover-ms")
 		b.ReportMetric(heap, "heap-B/timer")
 		b.ReportMetric(disk, "disk-B/timer")
 		b.ReportMetric(addNs, "add-ns/timer")

@@ -13,7 +13,7 @@ import (
 
 // copyDir copies the files of a wheel directory: the image a crash at
 // this instant leaves (every write so far is in the page cache).
-func copyDir(t *testing.T, from, to string) {
+func copyDir(t testing.TB, from, to string) {
 	t.Helper()
 	for _, sub := range []string{"", "log"} {
 		os.MkdirAll(filepath.Join(to, sub), 0o755)
