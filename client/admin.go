@@ -394,3 +394,22 @@ func (a *Admin) ResetOffsetByTime(ctx context.Context, topic, group string, t ti
 	}
 	return out, nil
 }
+
+// ConsumerConnection returns a consumer group's online members and its subscriptions as the brokers
+// heard them (GET_CONSUMER_CONNECTION_LIST, from the first broker that knows the group). A group
+// with no online member gives a *ResponseError with code.ConsumerNotOnline.
+func (a *Admin) ConsumerConnection(ctx context.Context, group string) (*body.ConsumerConnection, error) {
+	addrs, err := a.masters(ctx, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, addr := range addrs {
+		cc, err := a.c.consumerConnection(ctx, addr, group)
+		if err == nil {
+			return cc, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}

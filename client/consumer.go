@@ -227,3 +227,41 @@ func (c *core) unregister(ctx context.Context, group string) {
 		}
 	}
 }
+
+// checkSubscriptions compares the group's subscriptions as the broker at addr last heard them (GET_CONSUMER_CONNECTION_LIST)
+// with this member's subs and logs a warning for every difference: RocketMQ requires all members of
+// a group to subscribe alike, and otherwise silently loses messages (each member filters its queues
+// with whatever subscription the broker heard last). Retry topics are not compared.
+func (c *core) checkSubscriptions(ctx context.Context, addr, group string, subs map[string]string) {
+	cc, err := c.consumerConnection(ctx, addr, group)
+	if err != nil {
+		return
+	}
+	for topic, sd := range cc.SubscriptionTable {
+		if sd == nil || strings.HasPrefix(topic, retryPrefix) {
+			continue
+		}
+		mine, ok := subs[topic]
+		switch {
+		case !ok:
+			c.cfg.logger.Warn("members of the consumer group subscribe differently: another member subscribes to a topic this one does not; give every member the same subscriptions",
+				"group", group, "topic", topic, "their_expression", sd.SubString)
+		case mine != sd.SubString:
+			c.cfg.logger.Warn("members of the consumer group subscribe differently; give every member the same subscriptions",
+				"group", group, "topic", topic, "expression", mine, "their_expression", sd.SubString)
+		}
+	}
+}
+
+// consumerConnection asks the broker at addr about group's members (GET_CONSUMER_CONNECTION_LIST).
+func (c *core) consumerConnection(ctx context.Context, addr, group string) (*body.ConsumerConnection, error) {
+	resp, err := c.call(ctx, addr, remoting.NewRequest(code.GetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil))
+	if err != nil {
+		return nil, err
+	}
+	var cc body.ConsumerConnection
+	if err := json.Unmarshal(resp.Body, &cc); err != nil {
+		return nil, fmt.Errorf("client: consumer connections from %s: %w", addr, err)
+	}
+	return &cc, nil
+}

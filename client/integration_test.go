@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -415,10 +416,7 @@ func TestDevCloseStopsGoroutines(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	topic := uniqueTopic(t)
-	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 1}); err != nil {
-		t.Fatal(err)
-	}
+	topic := d.newTopic(ctx, t, 1)
 	before := runtime.NumGoroutine() // the admin's included: it is closed after the test
 	p, err := NewProducer(WithNameServers(d.ns))
 	if err != nil {
@@ -473,10 +471,7 @@ func TestDevTransactions(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic := uniqueTopic(t)
-	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
-		t.Fatal(err)
-	}
+	topic := d.newTopic(ctx, t, 2)
 	var checked atomic.Int32
 	p := d.producer(t, WithProducerGroup("txg_"+topic), WithTransactionChecker(func(_ context.Context, m *message.Message) TransactionState {
 		checked.Add(1)
@@ -730,10 +725,7 @@ func TestDevBroadcasting(t *testing.T) {
 	d := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic := uniqueTopic(t)
-	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
-		t.Fatal(err)
-	}
+	topic := d.newTopic(ctx, t, 2)
 	group := "bg_" + topic
 	dir := t.TempDir()
 	var c1, c2 collector
@@ -770,4 +762,60 @@ func TestDevBroadcasting(t *testing.T) {
 	if n, total := c3.count(); n != 4 || total != 4 {
 		t.Fatalf("restarted member got %d messages (%d deliveries), want the 4 new ones", n, total)
 	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestDevWarnsOnDifferentSubscriptions(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := d.newTopic(ctx, t, 2)
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	var c collector
+	group := "cg_" + topic
+	d.startPush(ctx, t, group, topic, c.handle, WithLogger(logger))
+	b, err := NewPushConsumer(group, c.handle, WithNameServers(d.ns), WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Subscribe(topic, "onlyThis")
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitFor(t, 10*time.Second, "a warning about the group's subscriptions", func() bool {
+		return strings.Contains(logs.String(), "subscribe differently")
+	})
+	cc, err := d.admin(t).ConsumerConnection(ctx, group)
+	if err != nil || len(cc.ConnectionSet) != 2 || cc.SubscriptionTable[topic] == nil {
+		t.Fatalf("consumer connection %+v, %v", cc, err)
+	}
+}
+
+// newTopic creates a topic with queues queues and returns its name.
+func (d *devProcess) newTopic(ctx context.Context, t *testing.T, queues int32) string {
+	t.Helper()
+	topic := uniqueTopic(t)
+	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: queues}); err != nil {
+		t.Fatal(err)
+	}
+	return topic
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -387,6 +388,9 @@ func (pc *PushConsumer) rebalance(ctx context.Context) {
 		if err == nil {
 			var ids []string
 			if ids, err = pc.c.consumerIDs(ctx, pc.group, r); err == nil && slices.Contains(ids, pc.c.clientID) {
+				if len(ids) > 1 && !strings.HasPrefix(topic, retryPrefix) {
+					pc.checkSubscriptions(ctx, r)
+				}
 				for _, q := range pc.cfg.allocate.Allocate(r.readQueues, ids, pc.c.clientID) {
 					want[q] = true
 				}
@@ -762,4 +766,18 @@ func (pc *PushConsumer) ownedQueues(queues []*processQueue) map[MessageQueue]boo
 		out[pq.mq] = true
 	}
 	return out
+}
+
+// checkSubscriptions warns when other members of the group subscribe differently (see
+// core.checkSubscriptions), asking the first master of route r.
+func (pc *PushConsumer) checkSubscriptions(ctx context.Context, r *topicRoute) {
+	pc.mu.Lock()
+	subs := maps.Clone(pc.mu.subs)
+	pc.mu.Unlock()
+	for _, bd := range r.data.BrokerDatas {
+		if addr := bd.BrokerAddrs[body.MasterID]; addr != "" {
+			pc.c.checkSubscriptions(ctx, addr, pc.group, subs)
+			return
+		}
+	}
 }
