@@ -95,26 +95,8 @@ func BenchmarkPending(b *testing.B) {
 		}
 		st, _ := os.Stat(filepath.Join(dir, "wheel"))
 		disk := float64(s.LogBytes+st.Size()) / n
-		start = time.Now()
-		w, err = Open(dir, &Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		reopen := time.Since(start)
-		if s := w.Stats(); s.Pending != n {
-			b.Fatalf("pending %d after reopen, want %d", s.Pending, n)
-		}
-		w.Close()
-		start = time.Now()
-		w, err = Open(crashed, &Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		recovery := time.Since(start)
-		if s := w.Stats(); s.Pending != n {
-			b.Fatalf("pending %d after recovery, want %d", s.Pending, n)
-		}
-		w.Close()
+		reopen := timeOpen(b, dir, n)
+		recovery := timeOpen(b, crashed, n)
 		b.ReportMetric(float64(recovery.Milliseconds()), "recover-ms")
 		b.ReportMetric(heap, "heap-B/timer")
 		b.ReportMetric(disk, "disk-B/timer")
@@ -122,6 +104,22 @@ func BenchmarkPending(b *testing.B) {
 		b.ReportMetric(float64(s.MemoryBytes), "wheel-heap-B")
 		b.ReportMetric(float64(reopen.Milliseconds()), "reopen-ms")
 	}
+}
+
+// timeOpen opens dir, checks that n timers are pending and closes it; it
+// returns how long Open took.
+func timeOpen(b *testing.B, dir string, n int64) time.Duration {
+	start := time.Now()
+	w, err := Open(dir, &Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	if s := w.Stats(); s.Pending != n {
+		b.Fatalf("%s: pending %d after Open, want %d", dir, s.Pending, n)
+	}
+	w.Close()
+	return took
 }
 
 // BenchmarkDeliver measures reading timers back from disk and delivering
