@@ -132,7 +132,13 @@ func testModel(t *testing.T, seed uint64, o *Options) {
 			dups++
 		}
 	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	s := w.Stats()
+	if s.Segments > 1 { // only the one being written: finished segments are deleted
+		t.Errorf("seed %d: %d segments kept after everything was delivered", seed, s.Segments)
+	}
 	if s.Pending != 0 || s.Loaded != 0 {
 		t.Errorf("seed %d: stats %+v after everything fell due", seed, s)
 	}
