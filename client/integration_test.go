@@ -89,7 +89,7 @@ func TestDevAdmin(t *testing.T) {
 		t.Fatalf("route %+v, %v", r, err)
 	}
 	ci, err := adm.ClusterInfo(ctx)
-	if err != nil || ci.BrokerAddrTable["broker-a"] == nil || ci.BrokerAddrTable["broker-a"].BrokerAddrs[0] != d.broker {
+	if err != nil || ci.BrokerAddrTable["broker-a"] == nil || ci.BrokerAddrTable["broker-a"].BrokerAddrs[0] != d.Broker {
 		t.Fatalf("cluster info %+v, %v", ci, err)
 	}
 
