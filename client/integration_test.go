@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apogeemq/apogee/client/clienttest"
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/remoting/code"
 )
@@ -134,7 +135,7 @@ func TestDevAdmin(t *testing.T) {
 	}
 	// To the end. The broker indexes stored messages into their queues in the background, so the end
 	// may lag the sends for a moment.
-	waitFor(t, 5*time.Second, "a reset to the end of both queues", func() bool {
+	clienttest.WaitFor(t, 5*time.Second, "a reset to the end of both queues", func() bool {
 		offs, err := adm.ResetOffsetByTime(ctx, topic, group, time.Time{}, true)
 		if err != nil || len(offs) != 2 {
 			t.Fatalf("reset: %v, %v", offs, err)
@@ -234,7 +235,7 @@ func TestDevPullConsumer(t *testing.T) {
 	}
 	// The queue holding only B messages moves as the broker's filter skips them: keep polling until
 	// every queue's committed offset reaches its end.
-	waitFor(t, 10*time.Second, "the committed offsets to reach the end", func() bool {
+	clienttest.WaitFor(t, 10*time.Second, "the committed offsets to reach the end", func() bool {
 		for _, c := range []*PullConsumer{c1, c2} {
 			pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
 			msgs, _ := c.Poll(pctx)
@@ -370,7 +371,7 @@ func TestDevPushConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "every message and the retry", func() bool {
+	clienttest.WaitFor(t, 20*time.Second, "every message and the retry", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(deliveries) == n && len(deliveries["m7"]) == 2
@@ -397,18 +398,6 @@ func TestDevPushConsumer(t *testing.T) {
 	stats, err := adm.ConsumeStats(ctx, group, topic)
 	if err != nil || stats.Lag() != 0 {
 		t.Fatalf("lag after shutdown: %+v, %v", stats, err)
-	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -464,7 +453,7 @@ func TestDevCloseStopsGoroutines(t *testing.T) {
 	if err := pc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	clienttest.WaitFor(t, 5*time.Second, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestDevTransactions(t *testing.T) {
@@ -561,7 +550,7 @@ func TestDevOrderlyConsumer(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 20*time.Second, "every key's messages", func() bool {
+	clienttest.WaitFor(t, 20*time.Second, "every key's messages", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, key := range []string{"k0", "k1", "k2", "k3", "k4"} {
@@ -618,7 +607,7 @@ func (d *devProcess) pushPair(ctx context.Context, t *testing.T, group, topic st
 		t.Cleanup(func() { c.Close() })
 		cs[i] = c
 	}
-	waitFor(t, 15*time.Second, "the group to split the queues", func() bool {
+	clienttest.WaitFor(t, 15*time.Second, "the group to split the queues", func() bool {
 		a1, a2 := cs[0].Assignment(), cs[1].Assignment()
 		return len(a1)+len(a2) == 5 && len(a1) >= 2 && len(a2) >= 2
 	})
@@ -691,14 +680,14 @@ func TestDevPushCrashAndResetOffset(t *testing.T) {
 	var first collector
 	a := d.startPush(ctx, t, group, topic, first.handle, WithOffsetPersistInterval(100*time.Millisecond))
 	sendN(ctx, t, p, topic, "a", 20)
-	waitFor(t, 10*time.Second, "the first 20", func() bool { n, _ := first.count(); return n == 20 })
+	clienttest.WaitFor(t, 10*time.Second, "the first 20", func() bool { n, _ := first.count(); return n == 20 })
 	time.Sleep(400 * time.Millisecond) // several persist intervals: everything handled is committed
 	a.c.close()                        // a crash: no Shutdown, no commit, no unregistering
 
 	sendN(ctx, t, p, topic, "b", 10)
 	var second collector
 	b := d.startPush(ctx, t, group, topic, second.handle, WithOffsetPersistInterval(100*time.Millisecond))
-	waitFor(t, 10*time.Second, "the next 10", func() bool { n, _ := second.count(); return n == 10 })
+	clienttest.WaitFor(t, 10*time.Second, "the next 10", func() bool { n, _ := second.count(); return n == 10 })
 	second.mu.Lock()
 	for body := range second.bodies {
 		if !strings.HasPrefix(body, "b") {
@@ -711,7 +700,7 @@ func TestDevPushCrashAndResetOffset(t *testing.T) {
 	if _, err := adm.ResetOffsetByTime(ctx, topic, group, start, true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "everything again after the reset", func() bool { _, total := second.count(); return total >= 40 })
+	clienttest.WaitFor(t, 15*time.Second, "everything again after the reset", func() bool { _, total := second.count(); return total >= 40 })
 	if err := b.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -734,10 +723,10 @@ func TestDevBroadcasting(t *testing.T) {
 	}
 	a := d.startPush(ctx, t, group, topic, c1.handle, opts("a/offsets.json")...)
 	d.startPush(ctx, t, group, topic, c2.handle, opts("b/offsets.json")...)
-	waitFor(t, 10*time.Second, "both members to own every queue", func() bool { return len(a.Assignment()) == 2 })
+	clienttest.WaitFor(t, 10*time.Second, "both members to own every queue", func() bool { return len(a.Assignment()) == 2 })
 	p := d.producer(t)
 	sendN(ctx, t, p, topic, "m", 10)
-	waitFor(t, 10*time.Second, "every member to get every message", func() bool {
+	clienttest.WaitFor(t, 10*time.Second, "every member to get every message", func() bool {
 		n1, t1 := c1.count()
 		n2, t2 := c2.count()
 		return n1 == 10 && n2 == 10 && t1 == 10 && t2 == 10
@@ -757,7 +746,7 @@ func TestDevBroadcasting(t *testing.T) {
 	sendN(ctx, t, p, topic, "n", 4)
 	var c3 collector
 	d.startPush(ctx, t, group, topic, c3.handle, opts("a/offsets.json")...)
-	waitFor(t, 10*time.Second, "the new messages", func() bool { n, _ := c3.count(); return n == 4 })
+	clienttest.WaitFor(t, 10*time.Second, "the new messages", func() bool { n, _ := c3.count(); return n == 4 })
 	time.Sleep(200 * time.Millisecond)
 	if n, total := c3.count(); n != 4 || total != 4 {
 		t.Fatalf("restarted member got %d messages (%d deliveries), want the 4 new ones", n, total)
@@ -801,7 +790,7 @@ func TestDevWarnsOnDifferentSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	waitFor(t, 10*time.Second, "a warning about the group's subscriptions", func() bool {
+	clienttest.WaitFor(t, 10*time.Second, "a warning about the group's subscriptions", func() bool {
 		return strings.Contains(logs.String(), "subscribe differently")
 	})
 	cc, err := d.admin(t).ConsumerConnection(ctx, group)

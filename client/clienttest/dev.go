@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -138,5 +139,17 @@ func (d *Dev) Stop() error {
 	case <-time.After(15 * time.Second):
 		d.cmd.Process.Kill()
 		return fmt.Errorf("clienttest: apogee dev did not stop within 15 s of SIGTERM")
+	}
+}
+
+// WaitFor polls cond every 20 ms until it holds, failing t after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -98,17 +98,6 @@ func (b *bodies) snapshot() []string {
 	return append([]string(nil), b.list...)
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func distinct(list []string) map[string]int {
 	out := map[string]int{}
 	for _, s := range list {
@@ -162,20 +151,8 @@ func TestOfficialConsumesOurs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Shutdown()
-	waitFor(t, 40*time.Second, "the official consumer to get every message", func() bool { return len(distinct(got.snapshot())) == n })
-	list := got.snapshot()
-	for i, b := range list[:n] { // one sharding key: one queue, consumed in order
-		want := fmt.Sprint("ours-", i)
-		if i == 3 {
-			want = big
-		}
-		if b != want {
-			t.Fatalf("message %d is %.20q, want %.20q (order or body lost)", i, b, want)
-		}
-	}
-	if meta := got.meta["ours-5"]; meta != "T|k5" {
-		t.Fatalf("tags|keys of ours-5: %q", meta)
-	}
+	clienttest.WaitFor(t, 40*time.Second, "the official consumer to get every message", func() bool { return len(distinct(got.snapshot())) == n })
+	got.checkOrdered(t, "ours-", n) // one sharding key: one queue, consumed in order
 }
 
 // The official producer (plain, compressed, ordered) → our push consumer.
@@ -221,20 +198,8 @@ func TestOursConsumesOfficial(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, 30*time.Second, "our consumer to get every message", func() bool { return len(distinct(got.snapshot())) == n })
-	list := got.snapshot()
-	for i, b := range list[:n] {
-		want := fmt.Sprint("official-", i)
-		if i == 3 {
-			want = big
-		}
-		if b != want {
-			t.Fatalf("message %d is %.20q, want %.20q (order or body lost)", i, b, want)
-		}
-	}
-	if meta := got.meta["official-5"]; meta != "T|k5" {
-		t.Fatalf("tags|keys of official-5: %q", meta)
-	}
+	clienttest.WaitFor(t, 30*time.Second, "our consumer to get every message", func() bool { return len(distinct(got.snapshot())) == n })
+	got.checkOrdered(t, "official-", n)
 }
 
 // Transactions both ways: commits are delivered, rollbacks never, unknown ones after check-back.
@@ -316,7 +281,7 @@ func TestTransactionsBothWays(t *testing.T) {
 	defer oc.Shutdown()
 	want := []string{"commit-official", "commit-ours", "unknown-ours", "unknown-official"}
 	for name, got := range map[string]*bodies{"ours": &ours, "official": &theirs} {
-		waitFor(t, 30*time.Second, name+" consumer to get the committed messages", func() bool {
+		clienttest.WaitFor(t, 30*time.Second, name+" consumer to get the committed messages", func() bool {
 			d := distinct(got.snapshot())
 			for _, w := range want {
 				if d[w] == 0 {
@@ -346,4 +311,25 @@ func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.Lo
 		return primitive.CommitMessageState
 	}
 	return primitive.RollbackMessageState
+}
+
+// checkOrdered checks the first n bodies are prefix0, prefix1, ... (message 3 being big) and that
+// tags and keys came through.
+func (b *bodies) checkOrdered(t *testing.T, prefix string, n int) {
+	t.Helper()
+	list := b.snapshot()
+	for i, got := range list[:n] {
+		want := fmt.Sprint(prefix, i)
+		if i == 3 {
+			want = big
+		}
+		if got != want {
+			t.Fatalf("message %d is %.20q, want %.20q (order or body lost)", i, got, want)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if meta := b.meta[prefix+"5"]; meta != "T|k5" {
+		t.Fatalf("tags|keys of %s5: %q", prefix, meta)
+	}
 }
