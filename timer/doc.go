@@ -17,6 +17,10 @@
 //		// re-append each message to its real topic; nil acknowledges the batch
 //	})
 //
+// A caller that stores each timer message in a log of its own first (the
+// broker's commit log) need not fsync Adds: after Open it re-adds every
+// message of its log beyond MaxRef, provided it adds in log order.
+//
 // Caller obligations: deliver must tolerate at-least-once delivery (a
 // crash re-delivers the timers acknowledged since the last checkpoint, a
 // restart those of a partly delivered slot and of a slot rolled before
@@ -45,12 +49,13 @@
 // entry i of the log lives in segment i - i%EntriesPerSegment.
 //
 //	segment header, wheel header, checkpoint (64 B):
-//	| magic (8) | version=1 (4) | flags (4) | a (8) | b (8) | c (8) | d (8) | zero (12) | crc (4) |
+//	| magic (8) | version=1 (4) | flags (4) | a (8) | b (8) | c (8) | d (8) | e (8) | zero (4) | crc (4) |
 //	  segment:    magic "APGTLOG\0", a = first index, b = highest slot of its entries
 //	  wheel:      magic "APGWHEEL",  a = slot ms, b = slot count
 //	  checkpoint: magic "APGTCKPT",  a = cursor slot, b = log end the wheel covers,
 //	              c = sequence (the valid copy with the higher one wins),
-//	              d = slot ms, flags bit 0 = clean shutdown
+//	              d = slot ms, e = highest ref added below b,
+//	              flags bit 0 = clean shutdown
 //
 //	log entry (48 B):
 //	| deliverAt ms (8) | ref (8) | prev (8) | slot (8) | size (4) | seq (4) | zero (4) | crc (4) |

@@ -101,6 +101,7 @@ type header struct {
 	a, b  int64 // segment: first index, max slot; wheel: slot ms, slots; checkpoint: cursor, log durable
 	c     int64 // checkpoint: sequence
 	d     int64 // checkpoint: slot ms
+	e     int64 // checkpoint: highest ref added to the log below b
 	flags uint32
 }
 
@@ -116,6 +117,7 @@ func encodeHeader(b []byte, h *header) {
 	le.PutUint64(b[24:], uint64(h.b))
 	le.PutUint64(b[32:], uint64(h.c))
 	le.PutUint64(b[40:], uint64(h.d))
+	le.PutUint64(b[48:], uint64(h.e))
 	le.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
 }
 
@@ -131,5 +133,6 @@ func decodeHeader(b []byte, magic [8]byte, h *header) bool {
 	h.b = int64(le.Uint64(b[24:]))
 	h.c = int64(le.Uint64(b[32:]))
 	h.d = int64(le.Uint64(b[40:]))
+	h.e = int64(le.Uint64(b[48:]))
 	return true
 }

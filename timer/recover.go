@@ -34,10 +34,12 @@ func (w *Wheel) recover() error {
 	}
 	firsts := slices.Sorted(maps.Keys(w.mu.segs))
 	cursor, from, clean := w.slotOf(time.Now().UnixMilli()), int64(0), true
+	w.mu.maxRef = math.MinInt64
 	rebuild := false
 	switch {
 	case haveCkpt:
 		cursor, from, clean = ck.a, ck.b, ck.flags&flagClean != 0
+		w.mu.maxRef = ck.e
 		w.mu.ckptSeq = ck.c
 	case len(firsts) > 0 || !fresh:
 		// The checkpoint is gone but a log exists: rebuild everything and
@@ -120,7 +122,7 @@ func (w *Wheel) recover() error {
 		}
 	}
 	w.mu.ckptSeq++
-	if err := w.writeCheckpoint(w.mu.ckptSeq, cursor, end, false); err != nil {
+	if err := w.writeCheckpoint(w.mu.ckptSeq, cursor, end, w.mu.maxRef, false); err != nil {
 		return err
 	}
 	w.mu.flushed.end, w.mu.flushed.cursor = end, cursor
@@ -263,6 +265,7 @@ func (w *Wheel) scan(from, limit int64, fn func(idx int64, e *logEntry)) (int64,
 				return idx, nil
 			}
 			seg.maxSlot = max(seg.maxSlot, e.slot)
+			w.mu.maxRef = max(w.mu.maxRef, e.ref)
 			fn(idx, &e)
 			idx++
 		}

@@ -92,9 +92,15 @@ func testRecoverTornTail(t *testing.T, damage string) {
 		flipByte(t, filepath.Join(crashed, "wheel"), headerSize+pos*recordSize+9)
 	}
 	w = openT(t, crashed, o)
+	if got := w.MaxRef(); got != int64(want-1) {
+		t.Fatalf("MaxRef after recovery %d, want %d", got, want-1)
+	}
 	add(w, 1000, 1010) // overwrites the cut tail
 	w.Close()
 	w = openT(t, crashed, o) // and survives another unclean-looking open
+	if got := w.MaxRef(); got != 1009 {
+		t.Fatalf("MaxRef after reopen %d, want 1009", got)
+	}
 	r := startRun(w, nil)
 	time.Sleep(10 * time.Second)
 	r.stop()

@@ -104,6 +104,7 @@ type Wheel struct {
 		rolled    int64
 		delivered int64
 		ckptSeq   int64
+		maxRef    int64                       // highest ref passed to Add; math.MinInt64: none
 		flushed   struct{ end, cursor int64 } // durable state
 		flushDone chan struct{}               // closed and replaced after each flush
 		nextWake  int64                       // ms the scheduler sleeps until
@@ -175,6 +176,7 @@ func (w *Wheel) Add(ctx context.Context, deliverAt time.Time, ref int64, size in
 		return err
 	}
 	w.mu.pending++
+	w.mu.maxRef = max(w.mu.maxRef, ref)
 	wake := ms < w.mu.nextWake
 	if wake {
 		w.mu.nextWake = ms
@@ -393,7 +395,7 @@ func (w *Wheel) flush(clean bool) error {
 		defer w.mu.Unlock()
 		return w.mu.err
 	}
-	end, cursor := w.mu.end, w.mu.cursor
+	end, cursor, maxRef := w.mu.end, w.mu.cursor, w.mu.maxRef
 	if end == w.mu.flushed.end && cursor == w.mu.flushed.cursor && !clean {
 		w.mu.Unlock()
 		return nil
@@ -413,7 +415,7 @@ func (w *Wheel) flush(clean bool) error {
 
 	err := w.syncFiles(dirty, newSegs)
 	if err == nil {
-		err = w.writeCheckpoint(seq, cursor, end, clean)
+		err = w.writeCheckpoint(seq, cursor, end, maxRef, clean)
 	}
 	w.mu.Lock()
 	if err != nil {
@@ -461,9 +463,9 @@ func (w *Wheel) syncFiles(dirty []*segment, newSegs bool) error {
 // writeCheckpoint writes copy seq%2 of the checkpoint and fsyncs it; Open
 // takes the valid copy with the higher sequence, so a torn write loses
 // only the newest checkpoint.
-func (w *Wheel) writeCheckpoint(seq, cursor, end int64, clean bool) error {
+func (w *Wheel) writeCheckpoint(seq, cursor, end, maxRef int64, clean bool) error {
 	var b [headerSize]byte
-	h := header{magic: ckptMagic, a: cursor, b: end, c: seq, d: w.slotMs}
+	h := header{magic: ckptMagic, a: cursor, b: end, c: seq, d: w.slotMs, e: maxRef}
 	if clean {
 		h.flags = flagClean
 	}
@@ -475,6 +477,18 @@ func (w *Wheel) writeCheckpoint(seq, cursor, end int64, clean bool) error {
 		return fmt.Errorf("timer: syncing the checkpoint: %w", err)
 	}
 	return nil
+}
+
+// MaxRef returns the highest ref ever passed to Add that the wheel holds
+// (after a crash: that recovery found), or math.MinInt64 if none. A caller
+// that adds timers in the order of a log it owns (the commit-log offsets
+// of the timer topic) can Add without fsync and, after Open, re-add every
+// message of that log beyond MaxRef: the timers a crash lost between the
+// caller's append and Add.
+func (w *Wheel) MaxRef() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.maxRef
 }
 
 // Stats returns counters and sizes.
