@@ -134,7 +134,7 @@ func (w *Wheel) loadLocked(now int64) error {
 			w.mu.loadedEnd = limit + 1
 			break
 		}
-		if err := w.loadSlotLocked(a); err != nil {
+		if err := w.loadSlotLocked(a, true); err != nil {
 			return err
 		}
 	}
@@ -142,8 +142,10 @@ func (w *Wheel) loadLocked(now int64) error {
 	return nil
 }
 
-// loadSlotLocked reads slot a, the first unread one, into the heap.
-func (w *Wheel) loadSlotLocked(a int64) error {
+// loadSlotLocked reads slot a, the first unread one, into the heap. With
+// yield it lets go of w.mu every yieldEvery entries, so Adds do not wait
+// for the whole chain of a large slot.
+func (w *Wheel) loadSlotLocked(a int64, yield bool) error {
 	pos := w.ring(a)
 	w.mu.loadedEnd = a + 1
 	if w.mu.bits[pos/64]&(1<<(pos%64)) == 0 {
@@ -157,13 +159,35 @@ func (w *Wheel) loadSlotLocked(a int64) error {
 		return nil // the position holds a later turn of the ring
 	}
 	w.mu.bits[pos/64] &^= 1 << (pos % 64)
-	return w.readSlotLocked(a, rec)
+	return w.readSlotLocked(a, rec, yield)
 }
 
-func (w *Wheel) readSlotLocked(a int64, rec slotRecord) error {
+const yieldEvery = 512
+
+// readSlotLocked walks the chain of slot a (already marked read: Adds to
+// it go straight to the heap) into the heap. While it walks, a
+// placeholder count in inflight keeps the cursor, and so the checkpoint
+// and segment deletion, from passing a; this is what makes yielding w.mu
+// safe.
+func (w *Wheel) readSlotLocked(a int64, rec slotRecord, yield bool) error {
+	w.mu.inflight[a]++
+	defer func() {
+		if c := w.mu.inflight[a] - 1; c > 0 {
+			w.mu.inflight[a] = c
+		} else {
+			delete(w.mu.inflight, a)
+		}
+	}()
 	var e logEntry
 	idx := rec.head - 1
 	for n := rec.count; n > 0; n-- {
+		if yield && n%yieldEvery == 0 && n != rec.count {
+			w.mu.Unlock()
+			w.mu.Lock()
+			if w.mu.err != nil {
+				return w.mu.err
+			}
+		}
 		if err := w.readEntryLocked(idx, &e); err != nil {
 			return err
 		}

@@ -246,7 +246,7 @@ func (w *Wheel) addLocked(e Entry) (int64, error) {
 		// Due in a slot already read, but the cursor has moved on to the
 		// next, unread one: read that now, so the timer can go straight
 		// to the heap and fire on time.
-		if err := w.loadSlotLocked(target); err != nil {
+		if err := w.loadSlotLocked(target, false); err != nil {
 			return 0, err
 		}
 	}

@@ -240,3 +240,51 @@ func TestStickyError(t *testing.T) {
 		w.Close()
 	})
 }
+
+// TestLargeSlot reads a slot of several thousand timers (Run lets go of
+// the lock while it walks the chain) while other goroutines keep adding
+// to the same, already read, slot: each timer is delivered once, on time.
+func TestLargeSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := openT(t, t.TempDir(), testOptions())
+		start := time.Now()
+		due := start.Add(time.Second)
+		const n, extra = 3000, 4 * 500
+		for i := range n {
+			if err := w.Add(context.Background(), due.Add(time.Duration(i%90)*time.Millisecond), int64(i), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second - 40*time.Millisecond) // within the lookahead: Run reads the slot at once
+		r := startRun(w, nil)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range extra / 4 {
+					ref := int64(n + g*extra/4 + i)
+					if err := w.Add(context.Background(), due.Add(time.Duration(i%90)*time.Millisecond), ref, 0); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(2 * time.Second)
+		r.stop()
+		<-r.done
+		seen := make(map[int64]bool)
+		for _, d := range r.deliveries() {
+			if seen[d.Ref] {
+				t.Fatalf("ref %d delivered twice", d.Ref)
+			}
+			seen[d.Ref] = true
+			if late := d.at.Sub(d.Due()); late < 0 || late > time.Millisecond {
+				t.Fatalf("ref %d delivered %v after due", d.Ref, late)
+			}
+		}
+		if len(seen) != n+extra {
+			t.Fatalf("%d delivered, want %d", len(seen), n+extra)
+		}
+	})
+}
