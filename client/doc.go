@@ -86,5 +86,6 @@
 // # Obligations
 //
 // Every client must be closed: Close stops its goroutines (route refresh, heartbeats, asynchronous
-// sends) and closes its connections. Nothing is global: clients in one process share nothing.
+// sends) and closes its connections. Clients in one process share nothing; the package's only
+// variable is a counter that keeps default client ids unique.
 package client

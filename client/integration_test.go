@@ -19,6 +19,7 @@ import (
 
 	"github.com/apogeemq/apogee/client/clienttest"
 	"github.com/apogeemq/apogee/message"
+	"github.com/apogeemq/apogee/remoting"
 	"github.com/apogeemq/apogee/remoting/code"
 )
 
@@ -807,4 +808,25 @@ func (d *devProcess) newTopic(ctx context.Context, t *testing.T, queues int32) s
 		t.Fatal(err)
 	}
 	return topic
+}
+
+func TestDevConsumerRunningInfo(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topic := d.newTopic(ctx, t, 2)
+	var col collector
+	group := "cg_" + topic
+	c := d.startPush(ctx, t, group, topic, col.handle)
+	clienttest.WaitFor(t, 10*time.Second, "the queues", func() bool { return len(c.Assignment()) == 3 })
+	adm := d.admin(t)
+	resp, err := adm.c.call(ctx, d.Broker, remoting.NewRequest(code.GetConsumerRunningInfo,
+		map[string]string{"consumerGroup": group, "clientId": c.ClientID(), "jstackEnable": "false"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := parseMQMapField(resp.Body, "mqTable")
+	if err != nil || len(entries) != 3 || !strings.Contains(string(resp.Body), `"PROP_CONSUME_TYPE":"CONSUME_PASSIVELY"`) {
+		t.Fatalf("running info %s: %v", resp.Body, err)
+	}
 }

@@ -218,6 +218,7 @@ type PushConsumer struct {
 		offsets    map[MessageQueue]int64         // consumed offsets to commit. Protected by mu.
 		committed  map[MessageQueue]int64         // last committed offsets. Protected by mu.
 		local      *localOffsets                  // broadcasting only. Protected by mu.
+		started    time.Time                      // when Start ran. Protected by mu.
 	}
 }
 
@@ -249,6 +250,7 @@ func NewPushConsumer(group string, handler Handler, opts ...PushConsumerOpt) (*P
 	})
 	mux.HandleFunc(code.ResetConsumerClientOffset, pc.handleResetOffset)
 	mux.HandleFunc(code.GetConsumerStatusFromClient, pc.handleConsumerStatus)
+	mux.HandleFunc(code.GetConsumerRunningInfo, pc.handleRunningInfo)
 	pc.c = newCore(cfg.common, mux)
 	return pc, nil
 }
@@ -309,6 +311,7 @@ func (pc *PushConsumer) Start(ctx context.Context) error {
 		pc.mu.local = lo
 	}
 	pc.mu.state = 1
+	pc.mu.started = time.Now()
 	pc.mu.Unlock()
 	for _, topic := range topics {
 		_, err := pc.c.routes.get(ctx, topic, false)

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apogeemq/apogee/remoting"
@@ -97,5 +99,48 @@ func (pc *PushConsumer) handleConsumerStatus(_ context.Context, _ *transport.Con
 	pc.mu.Unlock()
 	resp := remoting.NewResponse(code.Success, "")
 	resp.Body = append(body.AppendMQMap([]byte(`{"messageQueueTable":`), entries), '}')
+	return resp
+}
+
+// handleRunningInfo answers GET_CONSUMER_RUNNING_INFO (mqadmin consumerStatus, forwarded by a broker)
+// with a ConsumerRunningInfo in the official Go client's shape (PROTOCOL.md §3.4.5): properties, the
+// subscriptions and, per owned queue, its committed offset and cache.
+func (pc *PushConsumer) handleRunningInfo(_ context.Context, _ *transport.Conn, req *remoting.Command) *remoting.Command {
+	if g := req.Ext("consumerGroup"); g != pc.group {
+		return remoting.Errorf(code.SystemError, "the consumer group %s is not in this client (it runs %s)", g, pc.group)
+	}
+	props := map[string]string{
+		"PROP_CLIENT_VERSION":       "apogee",
+		"PROP_CONSUMEORDERLY":       strconv.FormatBool(pc.cfg.orderly),
+		"PROP_CONSUME_TYPE":         body.ConsumePassively,
+		"PROP_THREADPOOL_CORE_SIZE": strconv.Itoa(pc.cfg.goroutines),
+		"PROP_NAMESERVER_ADDR":      strings.Join(pc.cfg.common.nameServers, ";"),
+	}
+	pc.mu.Lock()
+	props["PROP_CONSUMER_START_TIMESTAMP"] = strconv.FormatInt(pc.mu.started.UnixMilli(), 10)
+	hb := consumerHeartbeat(pc.c.clientID, pc.group, body.ConsumePassively, body.Clustering, pc.cfg.from, pc.mu.subs, pc.mu.subVersion)
+	var entries []body.MQValue
+	for _, mq := range sortedQueues(pc.mu.queues) {
+		pq := pc.mu.queues[mq]
+		off, ok := pc.mu.offsets[mq]
+		if !ok {
+			off = -1
+		}
+		pq.mu.Lock()
+		v := fmt.Sprintf(`{"commitOffset":%d,"cachedMsgCount":%d,"cachedMsgSizeInMiB":%d,"locked":%t,"droped":%t}`,
+			off, len(pq.mu.inflight), pq.mu.bytes>>20, !pq.mu.orderly.lockedAt.IsZero(), pq.mu.dropped)
+		pq.mu.Unlock()
+		entries = append(entries, body.MQValue{Queue: mq, Value: []byte(v)})
+	}
+	pc.mu.Unlock()
+	out := []byte(`{"properties":`)
+	out = append(out, body.Marshal(props)...)
+	out = append(out, `,"statusTable":{},"subscriptionSet":`...)
+	out = append(out, body.Marshal(hb.ConsumerDataSet[0].SubscriptionDataSet)...)
+	out = append(out, `,"mqTable":`...)
+	out = body.AppendMQMap(out, entries)
+	out = append(out, `,"jstack":""}`...)
+	resp := remoting.NewResponse(code.Success, "")
+	resp.Body = out
 	return resp
 }
