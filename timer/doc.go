@@ -35,8 +35,8 @@
 // a 33 KB bitmap in memory. A timer costs 40 bytes of heap only while its
 // slot is being delivered, so a slot holding a very large number of timers
 // (a million due in the same second) is the one case that costs memory in
-// proportion, and reading it walks its chain with one pread per timer
-// while holding Wheel.mu (Adds wait).
+// proportion; reading it walks its chain with one pread per timer (about
+// 0.4 µs), letting go of Wheel.mu every 512 timers so Adds are not held up.
 //
 // # Layout on disk
 //
