@@ -28,6 +28,9 @@ type devProcess struct {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(childConsumer(spec)) // a child process of TestDevConsumerKill9
+	}
 	flag.Parse()
 	var dir string
 	if !testing.Short() {
