@@ -188,7 +188,8 @@ type workItem struct {
 // PushConsumer delivers messages to a Handler: a long-polling pull loop per owned queue with flow
 // control, a pool of consuming goroutines, the group's queues shared among its members (clustering,
 // average strategy), failed messages sent back to the broker for redelivery, and offsets committed
-// to the brokers. Create it with NewPushConsumer, Subscribe, then Start; stop it with Shutdown.
+// to the brokers. Create it with NewPushConsumer, Subscribe, then Start; stop it with Shutdown (not
+// concurrently with Start). Its methods are safe for concurrent use otherwise.
 //
 // Goroutines: one pull loop per owned queue, WithConsumeGoroutines workers, one rebalance loop, one
 // heartbeat loop, one offset-persisting loop, and a short-lived one per message waiting to be retried
@@ -207,6 +208,7 @@ type PushConsumer struct {
 	handlerCancel context.CancelFunc
 	rebalanceNow  chan struct{} // buffered 1
 	sem           chan struct{} // orderly: one token per handler running
+	rebalanceMu   sync.Mutex    // serializes rebalance and resetOffsets, which both replace queues; taken before mu
 
 	mu struct {
 		sync.Mutex
@@ -321,6 +323,9 @@ func (pc *PushConsumer) Start(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
+			pc.mu.Lock()
+			pc.mu.state = 0 // nothing started: Start may be called again
+			pc.mu.Unlock()
 			return err
 		}
 	}
@@ -375,6 +380,8 @@ func (pc *PushConsumer) heartbeat(ctx context.Context) {
 // their offsets committed at once. A topic whose route or member list cannot be read keeps its queues
 // and is tried again in a second.
 func (pc *PushConsumer) rebalance(ctx context.Context) {
+	pc.rebalanceMu.Lock()
+	defer pc.rebalanceMu.Unlock()
 	pc.mu.Lock()
 	topics := slices.Collect(maps.Keys(pc.mu.subs))
 	pc.mu.Unlock()

@@ -45,6 +45,8 @@ func (pc *PushConsumer) handleResetOffset(_ context.Context, _ *transport.Conn, 
 // resetOffsets restarts the owned queues of table from the given offsets. Messages being handled
 // finish, but their offsets no longer count.
 func (pc *PushConsumer) resetOffsets(ctx context.Context, table map[MessageQueue]int64) {
+	pc.rebalanceMu.Lock()
+	defer pc.rebalanceMu.Unlock()
 	pc.mu.Lock()
 	if pc.mu.state != 1 {
 		pc.mu.Unlock()
