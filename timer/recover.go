@@ -66,12 +66,30 @@ func (w *Wheel) recover() error {
 	}
 	if rebuild {
 		clear(records)
-		for _, seg := range w.mu.segs {
+		// Segments are deleted out of order, so scan each one.
+		chains := make(map[int64][2]uint32) // slot -> entries found, highest seq
+		for _, first := range firsts {
+			seg := w.mu.segs[first]
+			if seg == nil {
+				continue // cut with the tail
+			}
 			seg.maxSlot = math.MinInt64 >> 1
-		}
-		if len(firsts) > 0 {
-			if _, err := w.scan(firsts[0], end, func(idx int64, e *logEntry) { w.apply(records, idx, e) }); err != nil {
+			_, err := w.scan(first, min(first+w.perSeg, end), func(idx int64, e *logEntry) {
+				w.apply(records, idx, e)
+				c := chains[e.slot]
+				chains[e.slot] = [2]uint32{c[0] + 1, max(c[1], e.seq)}
+			})
+			if err != nil {
 				return err
+			}
+		}
+		// A chain that lacks entries lost them with a deleted segment,
+		// which happens only once its slot, and every slot before it, was
+		// acknowledged durably: start after it.
+		incomplete := int64(math.MinInt64)
+		for slot, c := range chains {
+			if c[0] != c[1] {
+				incomplete = max(incomplete, slot)
 			}
 		}
 		if cursor == math.MinInt64 {
@@ -82,6 +100,9 @@ func (w *Wheel) recover() error {
 					cursor = min(cursor, rec.slot)
 				}
 			}
+		}
+		if incomplete != math.MinInt64 {
+			cursor = max(cursor, incomplete+1)
 		}
 	}
 	// A record of slot s proves the cursor had passed s-Slots when it was

@@ -169,3 +169,48 @@ func TestLatency(t *testing.T) {
 		t.Fatalf("p90 latency %v, want < 100ms", p90)
 	}
 }
+
+// TestLostCheckpoint deletes the checkpoint of a wheel whose finished
+// segments were deleted: Open rebuilds everything from the log, starts
+// after the last slot that lost entries with a deleted segment, and every
+// timer not delivered before is delivered.
+func TestLostCheckpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		w := openT(t, dir, testOptions())
+		start := time.Now()
+		const n = 2000
+		for i := range n {
+			if err := w.Add(context.Background(), start.Add(time.Duration(i)*10*time.Millisecond), int64(i), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := startRun(w, nil)
+		time.Sleep(12 * time.Second)
+		r.stop()
+		<-r.done
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		delivered := make(map[int64]bool)
+		for _, d := range r.deliveries() {
+			delivered[d.Ref] = true
+		}
+		if err := os.Remove(filepath.Join(dir, "checkpoint")); err != nil {
+			t.Fatal(err)
+		}
+		w = openT(t, dir, testOptions())
+		r = startRun(w, nil)
+		time.Sleep(10 * time.Second)
+		r.stop()
+		if err := <-r.done; err != context.Canceled {
+			t.Fatalf("Run: %v", err)
+		}
+		for _, d := range r.deliveries() {
+			delivered[d.Ref] = true
+		}
+		if len(delivered) != n {
+			t.Fatalf("%d of %d timers delivered", len(delivered), n)
+		}
+	})
+}
