@@ -830,3 +830,37 @@ func TestDevConsumerRunningInfo(t *testing.T) {
 		t.Fatalf("running info %s: %v", resp.Body, err)
 	}
 }
+
+func TestDevConsumeFromTimestamp(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topic := d.newTopic(ctx, t, 1)
+	p := d.producer(t)
+	sendN(ctx, t, p, topic, "old", 3)
+	time.Sleep(50 * time.Millisecond)
+	from := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	sendN(ctx, t, p, topic, "new", 3)
+	c, err := NewPullConsumer("cg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromTimestamp(from)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(ctx, topic, "*"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		msgs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			got = append(got, string(m.Body))
+		}
+	}
+	if !slices.Equal(got, []string{"new0", "new1", "new2"}) {
+		t.Fatalf("from a timestamp: %q", got)
+	}
+}

@@ -66,7 +66,13 @@ func (c *core) queueOffsetCall(ctx context.Context, req code.Request, mq Message
 
 // startOffset returns where group starts on mq: its committed offset, or the one from says.
 func (c *core) startOffset(ctx context.Context, group string, mq MessageQueue, from ConsumeFrom) (int64, error) {
-	off, err := c.queueOffsetCall(ctx, code.QueryConsumerOffset, mq, map[string]string{"consumerGroup": group})
+	ext := map[string]string{"consumerGroup": group}
+	if from.kind == 2 {
+		// A broker answers 0 for a group without an offset on a young queue (RocketMQ 4.9's rule,
+		// which CONSUME_FROM_LAST_OFFSET relies on); a timestamp asks for something precise.
+		ext["setZeroIfNotFound"] = "false"
+	}
+	off, err := c.queueOffsetCall(ctx, code.QueryConsumerOffset, mq, ext)
 	if err == nil {
 		return off, nil
 	}
