@@ -103,7 +103,10 @@
 // points to (in the log, same slot, same chain length); if any disagrees,
 // all records are rebuilt from a scan of the whole log (the last entry of
 // a slot is its head, its seq the count). A record of slot s proves that
-// the cursor had passed s-Slots, so the cursor starts no lower.
+// the cursor had passed s-Slots, so the cursor starts no lower; without a
+// checkpoint it starts at the earliest slot in the log, but after any slot
+// whose chain lost entries with a deleted segment (such a slot, and all
+// before it, had been acknowledged).
 //
 // # Goroutines (all stopped by Close)
 //
