@@ -361,3 +361,36 @@ func TestProducerBrokerStopsMidRun(t *testing.T) {
 		t.Fatalf("after broker-a stopped: %v", perBroker)
 	}
 }
+
+// Routes are refreshed periodically: a broker that starts serving the topic gets sends.
+func TestProducerRouteRefresh(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 2)
+	f.mu.Lock()
+	only := f.brokers
+	f.brokers = only[:1]
+	f.mu.Unlock()
+	p := newTestProducer(t, f, WithRouteRefresh(50*time.Millisecond))
+	send := func() string {
+		res, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Queue.BrokerName
+	}
+	for range 4 {
+		if b := send(); b != "broker-a" {
+			t.Fatalf("sent to %s before it served the topic", b)
+		}
+	}
+	f.mu.Lock()
+	f.brokers = only
+	f.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for send() != "broker-b" {
+		if time.Now().After(deadline) {
+			t.Fatal("the refreshed route was never used")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

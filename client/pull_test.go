@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/apogeemq/apogee/message"
 )
 
 func TestAllocateAverage(t *testing.T) {
@@ -86,5 +88,42 @@ func TestAllocateStrategies(t *testing.T) {
 				t.Fatalf("%v moved from %s to %s although %s stayed", q, before[q], id, before[q])
 			}
 		}
+	}
+}
+
+func TestProcessQueue(t *testing.T) {
+	q := newProcessQueue(MessageQueue{Topic: "T", BrokerName: "b"})
+	if _, ok := q.commitPoint(); ok {
+		t.Fatal("a queue never pulled has a commit point")
+	}
+	var msgs []*message.Message
+	for off := range int64(5) {
+		msgs = append(msgs, &message.Message{QueueOffset: 10 + off, Body: []byte("xx")})
+	}
+	q.add(msgs, 15)
+	if off, _ := q.commitPoint(); off != 10 {
+		t.Fatalf("commit point %d with 10..14 in flight", off)
+	}
+	if off, _ := q.remove(12); off != 10 {
+		t.Fatalf("after 12: %d", off)
+	}
+	if off, _ := q.remove(10); off != 11 {
+		t.Fatalf("after 10: %d", off)
+	}
+	if !q.full(3, 1<<20, 0) || q.full(4, 1<<20, 0) || !q.full(100, 6, 0) {
+		t.Fatal("message and byte limits")
+	}
+	if !q.full(100, 1<<20, 4) || q.full(100, 1<<20, 5) {
+		t.Fatal("span limit: 11 in flight, next 15")
+	}
+	for _, off := range []int64{11, 13, 14} {
+		q.remove(off)
+	}
+	if off, _ := q.commitPoint(); off != 15 {
+		t.Fatalf("all consumed: %d", off)
+	}
+	q.drop()
+	if _, ok := q.remove(99); ok {
+		t.Fatal("a dropped queue still commits")
 	}
 }

@@ -160,11 +160,24 @@ func (q *processQueue) commitPointLocked() (int64, bool) {
 	return lowest, true
 }
 
-// full reports whether the queue holds as many messages or bytes as flow control allows.
-func (q *processQueue) full(maxMessages, maxBytes int) bool {
+// full reports whether the queue holds as many messages or bytes as flow control allows, or, with
+// maxSpan > 0, whether its oldest unconsumed message lies maxSpan or more offsets behind the newest
+// pulled one (RocketMQ's consumeConcurrentlyMaxSpan: one stuck message must not let the uncommitted
+// window, re-delivered after a crash, grow without bound).
+func (q *processQueue) full(maxMessages, maxBytes int, maxSpan int64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.mu.inflight) >= maxMessages || q.mu.bytes >= maxBytes
+	if len(q.mu.inflight) >= maxMessages || q.mu.bytes >= maxBytes {
+		return true
+	}
+	if maxSpan > 0 && len(q.mu.inflight) > 0 {
+		lowest := q.mu.next
+		for off := range q.mu.inflight {
+			lowest = min(lowest, off)
+		}
+		return q.mu.next-lowest >= maxSpan
+	}
+	return false
 }
 
 func (q *processQueue) drop() {
@@ -516,6 +529,7 @@ func wait(ctx context.Context, d time.Duration) bool {
 
 // Back-offs of the pull loop (RocketMQ's push consumer).
 const (
+	maxConsumeSpan      = 2000 // consumeConcurrentlyMaxSpan
 	pullDelayOnError    = 3 * time.Second
 	pullDelayOnFlowCtrl = 50 * time.Millisecond
 	sendBackRetryDelay  = 5 * time.Second
@@ -541,7 +555,11 @@ func (pc *PushConsumer) pullLoop(ctx context.Context, pq *processQueue, startAt 
 	tags := pc.mu.tags[pq.mq.Topic]
 	pc.mu.Unlock()
 	for {
-		if pq.full(pc.cfg.maxCachedMessages, pc.cfg.maxCachedBytes) {
+		span := int64(maxConsumeSpan)
+		if pc.cfg.orderly {
+			span = 0 // one message at a time anyway
+		}
+		if pq.full(pc.cfg.maxCachedMessages, pc.cfg.maxCachedBytes, span) {
 			if !wait(ctx, pullDelayOnFlowCtrl) {
 				return
 			}
