@@ -374,23 +374,35 @@ func (a *Admin) ResetOffsetByTime(ctx context.Context, topic, group string, t ti
 		ts = t.UnixMilli()
 	}
 	ext := map[string]string{"topic": topic, "group": group, "timestamp": strconv.FormatInt(ts, 10), "isForce": strconv.FormatBool(force)}
+	entries, err := a.offsetTables(ctx, addrs, remoting.NewRequest(code.InvokeBrokerToResetOffset, ext, nil))
+	if err != nil {
+		return nil, err
+	}
 	out := map[MessageQueue]int64{}
+	for _, e := range entries {
+		off, err := strconv.ParseInt(string(e.Value), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("client: reset offsets: queue %v: %w", e.Queue, err)
+		}
+		out[e.Queue] = off
+	}
+	return out, nil
+}
+
+// offsetTables sends req to every broker of addrs and returns the entries of the offsetTable of
+// their answers (a MessageQueue-keyed map).
+func (a *Admin) offsetTables(ctx context.Context, addrs []string, req *remoting.Command) ([]body.MQValue, error) {
+	var out []body.MQValue
 	for _, addr := range addrs {
-		resp, err := a.c.call(ctx, addr, remoting.NewRequest(code.InvokeBrokerToResetOffset, ext, nil))
+		resp, err := a.c.call(ctx, addr, req)
 		if err != nil {
 			return nil, err
 		}
 		entries, err := parseMQMapField(resp.Body, "offsetTable")
 		if err != nil {
-			return nil, fmt.Errorf("client: reset offsets from %s: %w", addr, err)
+			return nil, fmt.Errorf("client: %s answer from %s: %w", req.RequestCode(), addr, err)
 		}
-		for _, e := range entries {
-			off, err := strconv.ParseInt(string(e.Value), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("client: reset offsets from %s: queue %v: %w", addr, e.Queue, err)
-			}
-			out[e.Queue] = off
-		}
+		out = append(out, entries...)
 	}
 	return out, nil
 }

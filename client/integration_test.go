@@ -20,6 +20,7 @@ import (
 	"github.com/apogeemq/apogee/client/clienttest"
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/body"
 	"github.com/apogeemq/apogee/remoting/code"
 )
 
@@ -862,5 +863,45 @@ func TestDevConsumeFromTimestamp(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"new0", "new1", "new2"}) {
 		t.Fatalf("from a timestamp: %q", got)
+	}
+}
+
+func TestDevAdminGroupsAndStats(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := d.admin(t)
+	topic := d.newTopic(ctx, t, 2)
+	group := "admin_" + topic
+	cfg := body.NewSubscriptionGroupConfig(group)
+	cfg.RetryMaxTimes = 3
+	if err := adm.CreateGroup(ctx, "", cfg); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := adm.Groups(ctx, d.Broker)
+	if err != nil || groups[group] == nil || groups[group].RetryMaxTimes != 3 {
+		t.Fatalf("groups: %v, %v", groups[group], err)
+	}
+	if err := adm.DeleteGroup(ctx, "", group, true); err != nil {
+		t.Fatal(err)
+	}
+	if groups, err = adm.Groups(ctx, d.Broker); err != nil || groups[group] != nil {
+		t.Fatalf("after delete: %v, %v", groups[group], err)
+	}
+	sendN(ctx, t, d.producer(t), topic, "s", 4)
+	clienttest.WaitFor(t, 5*time.Second, "4 messages in the topic's stats", func() bool {
+		stats, err := adm.TopicStats(ctx, topic)
+		if err != nil || len(stats) != 2 {
+			t.Fatalf("topic stats %v, %v", stats, err)
+		}
+		return stats[0].MaxOffset+stats[1].MaxOffset == 4 && !stats[0].LastUpdate.IsZero()
+	})
+	info, err := adm.BrokerRuntimeInfo(ctx, d.Broker)
+	if err != nil || info["brokerVersionDesc"] == "" {
+		t.Fatalf("runtime info %v, %v", info, err)
+	}
+	conf, err := adm.BrokerConfig(ctx, d.Broker)
+	if err != nil || conf["brokerName"] != "broker-a" {
+		t.Fatalf("broker config %v, %v", conf, err)
 	}
 }
