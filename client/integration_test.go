@@ -905,3 +905,62 @@ func TestDevAdminGroupsAndStats(t *testing.T) {
 		t.Fatalf("broker config %v, %v", conf, err)
 	}
 }
+
+// Two brokers on one NameServer; one is killed mid-run. Every send still succeeds: the failed
+// attempts are retried on the other broker within the retry budget, and fault avoidance then keeps
+// sends off the dead broker although the NameServer still routes to it.
+func TestBrokerKilledMidRun(t *testing.T) {
+	if apogeeBin == "" {
+		t.Skip("integration test: needs the apogee binary (not built in -short mode)")
+	}
+	ns, nsAddr, err := clienttest.StartNameServer(apogeeBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Stop()
+	var brokers []*clienttest.Process
+	for _, name := range []string{"broker-a", "broker-b"} {
+		b, _, err := clienttest.StartBroker(apogeeBin, nsAddr, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		brokers = append(brokers, b)
+	}
+	defer brokers[1].Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, err := NewAdmin(WithNameServers(nsAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	topic := uniqueTopic(t)
+	clienttest.WaitFor(t, 10*time.Second, "both brokers to register", func() bool {
+		ci, err := adm.ClusterInfo(ctx)
+		return err == nil && len(ci.BrokerAddrTable) == 2
+	})
+	if err := adm.CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(WithNameServers(nsAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	perBroker := map[string]int{}
+	for i := range 60 {
+		if i == 20 {
+			brokers[0].Kill()
+		}
+		res, err := p.Send(ctx, &Message{Topic: topic, Body: []byte(fmt.Sprint("m", i))})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if i >= 20 {
+			perBroker[res[0].Queue.BrokerName]++
+		}
+	}
+	if perBroker["broker-a"] != 0 || perBroker["broker-b"] != 40 {
+		t.Fatalf("after broker-a was killed: %v", perBroker)
+	}
+}

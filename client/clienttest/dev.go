@@ -40,16 +40,20 @@ func Build(moduleRoot, dir string) (string, error) {
 	return bin, nil
 }
 
-// Dev is a running `apogee dev`.
-type Dev struct {
-	NameServer string // host:port of the NameServer
-	Broker     string // host:port of the broker (broker-a of DefaultCluster)
-
+// Process is a running apogee process.
+type Process struct {
 	cmd     *exec.Cmd
-	dataDir string
+	dataDir string // removed by Stop and Kill
 	done    chan error
 	mu      sync.Mutex
-	log     []string // the last lines of its log
+	log     []string // the last lines it logged
+}
+
+// Dev is a running `apogee dev`: a NameServer and one broker (broker-a of DefaultCluster).
+type Dev struct {
+	*Process
+	NameServer string // host:port of the NameServer
+	Broker     string // host:port of the broker
 }
 
 var servingPattern = regexp.MustCompile(`msg="([a-z]+) serving" addr=(\S+)`)
@@ -57,89 +61,124 @@ var servingPattern = regexp.MustCompile(`msg="([a-z]+) serving" addr=(\S+)`)
 // StartDev runs bin as `apogee dev` with its data in a fresh temporary directory, configured by
 // SmallStore and conf (broker.conf lines), and waits until both roles serve.
 func StartDev(bin string, conf ...string) (*Dev, error) {
-	dataDir, err := os.MkdirTemp("", "apogee-dev-")
+	p, addrs, err := start(bin, []string{"namesrv", "broker"}, conf, "dev", "--namesrv-listen=127.0.0.1:0", "--broker-listen=127.0.0.1:0")
 	if err != nil {
 		return nil, err
+	}
+	return &Dev{Process: p, NameServer: addrs["namesrv"], Broker: addrs["broker"]}, nil
+}
+
+// StartNameServer runs bin as `apogee namesrv` on a free port and returns its address.
+func StartNameServer(bin string) (*Process, string, error) {
+	p, addrs, err := start(bin, []string{"namesrv"}, nil, "namesrv", "--listen=127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addrs["namesrv"], nil
+}
+
+// StartBroker runs bin as `apogee broker` named name, registered with the NameServer at ns, with its
+// data in a fresh temporary directory and SmallStore plus conf as its broker.conf; it returns the
+// broker's address.
+func StartBroker(bin, ns, name string, conf ...string) (*Process, string, error) {
+	p, addrs, err := start(bin, []string{"broker"}, conf, "broker", "--listen=127.0.0.1:0", "--namesrv", ns, "--broker-name", name)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addrs["broker"], nil
+}
+
+// start runs bin with args plus a data directory and broker.conf, and waits until it has logged the
+// address of each of roles.
+func start(bin string, roles, conf []string, args ...string) (*Process, map[string]string, error) {
+	dataDir, err := os.MkdirTemp("", "apogee-test-")
+	if err != nil {
+		return nil, nil, err
 	}
 	confFile := filepath.Join(dataDir, "broker.conf")
 	lines := strings.Join(append(append([]string(nil), SmallStore...), conf...), "\n") + "\n"
 	if err := os.WriteFile(confFile, []byte(lines), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cmd := exec.Command(bin, "dev", "--namesrv-listen=127.0.0.1:0", "--broker-listen=127.0.0.1:0",
-		"--data-dir", filepath.Join(dataDir, "data"), "-c", confFile)
+	if args[0] != "namesrv" {
+		args = append(args, "--data-dir", filepath.Join(dataDir, "data"), "-c", confFile)
+	}
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d := &Dev{cmd: cmd, dataDir: dataDir, done: make(chan error, 1)}
-	addrs := make(chan [2]string, 4)
+	p := &Process{cmd: cmd, dataDir: dataDir, done: make(chan error, 1)}
+	found := make(chan [2]string, 4)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			d.mu.Lock()
-			d.log = append(d.log, line)
-			if len(d.log) > 200 {
-				d.log = d.log[1:]
+			p.mu.Lock()
+			p.log = append(p.log, line)
+			if len(p.log) > 200 {
+				p.log = p.log[1:]
 			}
-			d.mu.Unlock()
+			p.mu.Unlock()
 			if m := servingPattern.FindStringSubmatch(line); m != nil {
 				select {
-				case addrs <- [2]string{m[1], m[2]}:
+				case found <- [2]string{m[1], m[2]}:
 				default:
 				}
 			}
 		}
-		d.done <- cmd.Wait()
+		p.done <- cmd.Wait()
 	}()
+	addrs := map[string]string{}
 	deadline := time.After(20 * time.Second)
-	for d.NameServer == "" || d.Broker == "" {
+	for len(addrs) < len(roles) {
 		select {
-		case a := <-addrs:
-			switch a[0] {
-			case "namesrv":
-				d.NameServer = a[1]
-			case "broker":
-				d.Broker = a[1]
-			}
-		case err := <-d.done:
+		case a := <-found:
+			addrs[a[0]] = a[1]
+		case err := <-p.done:
 			os.RemoveAll(dataDir)
-			return nil, fmt.Errorf("clienttest: apogee dev exited before serving: %v\n%s", err, d.Log())
+			return nil, nil, fmt.Errorf("clienttest: apogee %s exited before serving: %v\n%s", args[0], err, p.Log())
 		case <-deadline:
 			cmd.Process.Kill()
-			<-d.done
+			<-p.done
 			os.RemoveAll(dataDir)
-			return nil, fmt.Errorf("clienttest: apogee dev did not serve within 20 s\n%s", d.Log())
+			return nil, nil, fmt.Errorf("clienttest: apogee %s did not serve within 20 s\n%s", args[0], p.Log())
 		}
 	}
-	return d, nil
+	return p, addrs, nil
 }
 
 // Log returns the last lines the process logged.
-func (d *Dev) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.Join(d.log, "\n")
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.log, "\n")
 }
 
 // Stop sends SIGTERM, waits up to 15 s for a clean exit and removes the data.
-func (d *Dev) Stop() error {
-	defer os.RemoveAll(d.dataDir)
-	d.cmd.Process.Signal(syscall.SIGTERM)
+func (p *Process) Stop() error {
+	defer os.RemoveAll(p.dataDir)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-d.done:
+	case err := <-p.done:
 		if err != nil {
-			return fmt.Errorf("clienttest: apogee dev exited with %v\n%s", err, d.Log())
+			return fmt.Errorf("clienttest: apogee exited with %v\n%s", err, p.Log())
 		}
 		return nil
 	case <-time.After(15 * time.Second):
-		d.cmd.Process.Kill()
-		return fmt.Errorf("clienttest: apogee dev did not stop within 15 s of SIGTERM")
+		p.cmd.Process.Kill()
+		return fmt.Errorf("clienttest: apogee did not stop within 15 s of SIGTERM")
 	}
+}
+
+// Kill kills the process with SIGKILL, as a crash would, waits for it and removes the data.
+func (p *Process) Kill() {
+	defer os.RemoveAll(p.dataDir)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
 }
 
 // WaitFor polls cond every 20 ms until it holds, failing t after d.
