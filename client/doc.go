@@ -77,6 +77,9 @@
 // offsets in a local file. A broker's RESET_CONSUMER_CLIENT_OFFSET (an admin's ResetOffsetByTime)
 // restarts the affected queues from the new offsets.
 //
+// Metrics and tracing plug in as hooks (WithHooks): values implementing SendHook or ConsumeHook.
+// Logs go to a *slog.Logger (WithLogger), one line per significant event, never per message.
+//
 // # Errors
 //
 // Sentinels (ErrClosed, ErrMessageTooLarge, ErrInvalidMessage, ErrNoRoute, ErrNoNameServer) are

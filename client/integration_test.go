@@ -283,7 +283,7 @@ func TestDevPullAssign(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p := d.producer(t)
-	topic := uniqueTopic(t)
+	topic := d.newTopic(ctx, t, 4)
 	res, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("first"), ShardingKey: "k"}, &Message{Topic: topic, Body: []byte("second"), ShardingKey: "k"})
 	if err != nil {
 		t.Fatal(err)
@@ -363,8 +363,10 @@ func TestDevPushConsumer(t *testing.T) {
 		}
 		return nil
 	}
+	var consumed atomic.Int32
+	hook := consumeHookFunc(func(MessageQueue, time.Duration, error) { consumed.Add(1) })
 	c1, c2 := d.pushPair(ctx, t, group, topic, handler, WithRetryDelayLevel(1), WithLongPollTimeout(2*time.Second),
-		WithConsumeGoroutines(4))
+		WithConsumeGoroutines(4), WithHooks(hook))
 
 	p := d.producer(t)
 	const n = 30
@@ -389,6 +391,7 @@ func TestDevPushConsumer(t *testing.T) {
 	if retry.Topic != topic || retry.ReconsumeTimes != 1 || retry.Property(message.PropertyRetryTopic) != topic {
 		t.Fatalf("redelivered m7: topic %s, reconsume times %d", retry.Topic, retry.ReconsumeTimes)
 	}
+	clienttest.WaitFor(t, 5*time.Second, "the consume hook to see 31 handlings", func() bool { return consumed.Load() == 31 })
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	if err := c1.Shutdown(sctx); err != nil {
@@ -581,9 +584,10 @@ func TestDevOrderlyConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dlq.Close()
-	if err := dlq.Assign(ctx, MessageQueue{Topic: "%DLQ%" + group, BrokerName: "broker-a", QueueID: 0}); err != nil {
-		t.Fatal(err)
-	}
+	// The broker registers the DLQ topic it created with the NameServer in the background.
+	clienttest.WaitFor(t, 10*time.Second, "the DLQ's route", func() bool {
+		return dlq.Assign(ctx, MessageQueue{Topic: "%DLQ%" + group, BrokerName: "broker-a", QueueID: 0}) == nil
+	})
 	msgs, err := dlq.Poll(ctx)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "poison" {
 		t.Fatalf("DLQ: %v, %v", msgs, err)
@@ -964,3 +968,8 @@ func TestBrokerKilledMidRun(t *testing.T) {
 		t.Fatalf("after broker-a was killed: %v", perBroker)
 	}
 }
+
+// consumeHookFunc adapts a function to ConsumeHook.
+type consumeHookFunc func(MessageQueue, time.Duration, error)
+
+func (f consumeHookFunc) OnConsume(q MessageQueue, d time.Duration, err error) { f(q, d, err) }

@@ -34,6 +34,7 @@ type commonCfg struct {
 	requestTimeout    time.Duration
 	dialTimeout       time.Duration
 	instanceName      string
+	hooks             []Hook
 }
 
 func defaultCommon() commonCfg {

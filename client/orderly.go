@@ -113,8 +113,10 @@ func (pc *PushConsumer) orderlyLoop(ctx context.Context, pq *processQueue) {
 		case <-ctx.Done():
 			return
 		}
+		start := time.Now()
 		err := pc.handler(pc.handlerCtx, m)
 		<-pc.sem
+		pc.cfg.common.onConsume(pq.mq, time.Since(start), err)
 		if err != nil {
 			if retries < pc.cfg.maxReconsumeTimes {
 				retries++

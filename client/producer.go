@@ -407,10 +407,12 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 	if err == nil {
 		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)
 	}
+	latency := time.Since(start)
 	if p.cfg.faultAvoidance {
 		// A broker that failed in a way another broker may not (busy, unreachable, slow) is avoided.
-		p.faults.record(mq.BrokerName, time.Since(start), err != nil && IsRetriable(err))
+		p.faults.record(mq.BrokerName, latency, err != nil && IsRetriable(err))
 	}
+	p.cfg.common.onSend(msg.Topic, mq.BrokerName, latency, err)
 	return res, mq.BrokerName, err
 }
 

@@ -394,3 +394,40 @@ func TestProducerRouteRefresh(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// sendCounter is a SendHook.
+type sendCounter struct {
+	mu       sync.Mutex
+	attempts map[string]int // broker → attempts
+	failures int
+}
+
+func (c *sendCounter) OnSend(topic, broker string, _ time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.attempts == nil {
+		c.attempts = map[string]int{}
+	}
+	c.attempts[broker]++
+	if err != nil {
+		c.failures++
+	}
+}
+
+func TestProducerSendHook(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 1)
+	f.brokers[0].fail(code.SystemBusy, 0)
+	var hook sendCounter
+	p := newTestProducer(t, f, WithHooks(&hook, "not a hook"))
+	for range 3 {
+		if _, err := p.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if hook.attempts["broker-b"] != 3 || hook.failures != hook.attempts["broker-a"] || hook.failures == 0 {
+		t.Fatalf("hook saw %v attempts, %d failures", hook.attempts, hook.failures)
+	}
+}

@@ -637,7 +637,10 @@ func (pc *PushConsumer) consume(it *workItem) {
 	if it.pq.isDropped() {
 		return
 	}
-	if err := pc.handler(pc.handlerCtx, it.msg); err != nil && pc.cfg.broadcastFile != "" {
+	start := time.Now()
+	err := pc.handler(pc.handlerCtx, it.msg)
+	pc.cfg.common.onConsume(it.pq.mq, time.Since(start), err)
+	if err != nil && pc.cfg.broadcastFile != "" {
 		pc.cfg.common.logger.Warn("broadcast message failed; it is not redelivered", "queue", it.pq.mq,
 			"offset", it.msg.QueueOffset, "msg_id", it.msg.MsgID(), "err", err)
 	} else if err != nil {
