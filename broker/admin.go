@@ -14,13 +14,14 @@ import (
 	"github.com/apogeemq/apogee/remoting/body"
 	"github.com/apogeemq/apogee/remoting/code"
 	"github.com/apogeemq/apogee/remoting/transport"
+	"github.com/apogeemq/apogee/timer"
 )
 
 // systemTopics are topics an admin may not create or delete.
 func (b *Broker) isSystemTopic(topic string) bool {
 	switch topic {
 	case body.AutoCreateTopicTemplate, topicSchedule, topicTransHalf, topicTransOpHalf, topicTransCheckMax,
-		topicSelfTest, topicOffsetMoved, topicBenchmark, b.opts.BrokerClusterName, b.opts.BrokerName,
+		topicSelfTest, topicOffsetMoved, topicBenchmark, timer.Topic, b.opts.BrokerClusterName, b.opts.BrokerName,
 		b.opts.BrokerClusterName + "_REPLY_TOPIC":
 		return true
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/apogeemq/apogee/remoting/code"
 	"github.com/apogeemq/apogee/remoting/transport"
 	"github.com/apogeemq/apogee/store"
+	"github.com/apogeemq/apogee/timer"
 )
 
 // Broker is a running broker replica.
@@ -37,6 +38,7 @@ type Broker struct {
 	waiters *pullWaiters
 	sched   *scheduler
 	txns    *transactions
+	timers  *timers
 
 	rpc      *transport.Server
 	nsClient *transport.Client
@@ -99,8 +101,11 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	userArrived := sopts.Listener.MessageArrived
 	sopts.Listener.MessageArrived = func(topic string, queueID int32, maxOffset int64) {
 		b.waiters.wake(topic, queueID)
-		if topic == topicSchedule {
+		switch topic {
+		case topicSchedule:
 			b.sched.arrived(queueID)
+		case timer.Topic:
+			b.timers.arrived()
 		}
 		if userArrived != nil {
 			userArrived(topic, queueID, maxOffset)
@@ -108,6 +113,15 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	}
 	if b.store, err = store.Open(root, &sopts); err != nil {
 		return nil, fmt.Errorf("broker: open store: %w", err)
+	}
+	if b.timers, err = openTimers(b, root); err != nil {
+		b.store.Close()
+		return nil, err
+	}
+	if err := b.timers.recover(); err != nil {
+		b.timers.wheel.Close()
+		b.store.Close()
+		return nil, fmt.Errorf("broker: recover timer delivery: %w", err)
 	}
 	if err := b.sched.recover(); err != nil {
 		b.store.Close()
@@ -137,6 +151,8 @@ func Open(opts Options, ln net.Listener) (*Broker, error) {
 	b.startLoop(b.clientExpiryLoop)
 	b.sched.start()
 	b.startLoop(b.txns.checkLoop)
+	b.startLoop(b.timers.enqueueLoop)
+	b.startLoop(b.timers.runLoop)
 	b.log.Info("broker serving", "addr", b.addr, "cluster", opts.BrokerClusterName, "broker", opts.BrokerName,
 		"id", opts.BrokerID, "flush", opts.Store.FlushDiskType, "namesrv", opts.NamesrvAddr)
 	return b, nil
@@ -193,6 +209,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	if err := b.offsets.persist(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := b.timers.wheel.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("broker: close timer wheel: %w", err))
 	}
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("broker: close store: %w", err))

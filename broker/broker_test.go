@@ -591,3 +591,45 @@ func TestOffsetLookups(t *testing.T) {
 		t.Errorf("earliest store time %d", ts)
 	}
 }
+
+// TestTimerMessages: a message due at an arbitrary millisecond is delivered within 100 ms of it, also
+// when the broker restarts in between; one due too far ahead is refused.
+func TestTimerMessages(t *testing.T) {
+	dir := t.TempDir()
+	conf := func(o *Options) { o.TimerMaxDelay = time.Hour }
+	tb := openTestBroker(t, dir, conf)
+	due := time.Now().Add(700 * time.Millisecond)
+	mustSend(t, tb, "Timed", 0, "t1", map[string]string{"TIMER_DELIVER_MS": strconv.FormatInt(due.UnixMilli(), 10), "UNIQ_KEY": "T1"})
+	if tb.store.MaxOffset("Timed", 0) != 0 {
+		t.Fatal("timer message visible before due")
+	}
+	waitQueue(t, tb, "Timed", 0, 1)
+	if late := time.Since(due); late < -5*time.Millisecond || late > 100*time.Millisecond {
+		t.Errorf("delivered %v after due", late)
+	}
+	msgs, _ := tb.readMessages("Timed", 0, 0, 1)
+	if m := msgs[0]; m.UniqKey() != "T1" || m.Property("TIMER_DELIVER_MS") != "" || m.Property("TIMER_OUT_MS") == "" {
+		t.Fatalf("delivered props %v", m.Properties)
+	}
+	if r := tb.call(t, sendRequest("Timed", 0, "far", map[string]string{"TIMER_DELAY_SEC": "7200"})); r.ResponseCode() != code.MessageIllegal {
+		t.Fatalf("too far: %v %s", r.ResponseCode(), r.Remark)
+	}
+	// A message in the past is a normal message.
+	mustSend(t, tb, "Timed", 0, "past", map[string]string{"TIMER_DELIVER_MS": "1000"})
+	waitQueue(t, tb, "Timed", 0, 2)
+
+	// Pending across a restart.
+	due = time.Now().Add(1500 * time.Millisecond)
+	mustSend(t, tb, "Timed", 0, "t2", map[string]string{"TIMER_DELIVER_MS": strconv.FormatInt(due.UnixMilli(), 10)})
+	time.Sleep(300 * time.Millisecond)
+	tb.stop(t)
+	tb = openTestBroker(t, dir, conf)
+	waitQueue(t, tb, "Timed", 0, 3)
+	if late := time.Since(due); late < -5*time.Millisecond || late > 200*time.Millisecond {
+		t.Errorf("delivered %v after due across a restart", late)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := tb.store.MaxOffset("Timed", 0); n != 3 {
+		t.Fatalf("%d messages, want 3", n)
+	}
+}

@@ -96,6 +96,12 @@ type Options struct {
 	// TransactionCheckMax is how many check-backs a half message gets before it is parked in
 	// TRANS_CHECK_MAX_TIME_TOPIC. Default 15.
 	TransactionCheckMax int
+	// TimerPrecision is the slot width of the timer wheel (timerPrecisionMs). Timers fire at their own
+	// millisecond whatever it is; it bounds the memory of a loaded slot. Default 1 s. Fixed once the
+	// wheel exists.
+	TimerPrecision time.Duration
+	// TimerMaxDelay is how far ahead a timer message may be due (timerMaxDelaySec). Default 72 h.
+	TimerMaxDelay time.Duration
 	// RejectTransactionMessage refuses transactional sends. Default false.
 	RejectTransactionMessage *bool
 
@@ -170,6 +176,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.TransactionCheckMax <= 0 {
 		o.TransactionCheckMax = 15
+	}
+	if o.TimerPrecision <= 0 {
+		o.TimerPrecision = time.Second
+	}
+	if o.TimerMaxDelay <= 0 {
+		o.TimerMaxDelay = 72 * time.Hour
 	}
 	if o.RejectTransactionMessage == nil {
 		o.RejectTransactionMessage = boolPtr(false)
@@ -362,6 +374,15 @@ var keys = map[string]key{
 		get: func(o *Options) string { return strconv.Itoa(o.TransactionCheckMax) },
 	},
 	"rejectTransactionMessage": boolKey(func(o *Options) **bool { return &o.RejectTransactionMessage }),
+	"timerPrecisionMs":         msKey(func(o *Options) *time.Duration { return &o.TimerPrecision }),
+	"timerMaxDelaySec": {
+		set: func(o *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			o.TimerMaxDelay = time.Duration(n) * time.Second
+			return err
+		},
+		get: func(o *Options) string { return strconv.FormatInt(int64(o.TimerMaxDelay/time.Second), 10) },
+	},
 }
 
 // aliases are older spellings RocketMQ still accepts.

@@ -50,3 +50,29 @@ func (b *Broker) scanLog(from int64, visit func(*message.RecordView)) error {
 	}
 	return nil
 }
+
+// deliveredCopies finds which of msgs (stored in a system topic with REAL_TOPIC set: scheduled or
+// timer messages) already have their delivered copy in the commit log from offset logFrom, and returns
+// their queue offsets. A copy is recognised by its topic, born timestamp and body CRC, which delivery
+// keeps.
+func (b *Broker) deliveredCopies(logFrom int64, msgs []*message.Message) (map[int64]bool, error) {
+	type fingerprint struct {
+		topic string
+		born  int64
+		crc   uint32
+	}
+	index := make(map[fingerprint]int64, len(msgs))
+	for _, m := range msgs {
+		index[fingerprint{m.Property(message.PropertyRealTopic), m.BornTimestamp, m.BodyCRC}] = m.QueueOffset
+	}
+	found := make(map[int64]bool)
+	if len(index) == 0 {
+		return found, nil
+	}
+	err := b.scanLog(logFrom, func(v *message.RecordView) {
+		if off, ok := index[fingerprint{string(v.Topic), v.BornTimestamp, v.BodyCRC}]; ok {
+			found[off] = true
+		}
+	})
+	return found, err
+}

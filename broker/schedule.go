@@ -114,26 +114,19 @@ func (s *scheduler) recover() error {
 		if err != nil {
 			return err
 		}
-		type fingerprint struct {
-			topic string
-			born  int64
-			crc   uint32
-		}
-		index := make(map[fingerprint]int64, len(msgs)) // → schedule-queue offset
+		var batch []*message.Message
 		for _, m := range msgs {
-			if m.QueueOffset >= f.To {
-				break
+			if m.QueueOffset < f.To {
+				batch = append(batch, m)
 			}
-			index[fingerprint{m.Property(message.PropertyRealTopic), m.BornTimestamp, m.BodyCRC}] = m.QueueOffset
 		}
-		next := f.From
-		err = s.b.scanLog(f.LogFrom, func(v *message.RecordView) {
-			if off, ok := index[fingerprint{string(v.Topic), v.BornTimestamp, v.BodyCRC}]; ok && off+1 > next {
-				next = off + 1
-			}
-		})
+		delivered, err := s.b.deliveredCopies(f.LogFrom, batch)
 		if err != nil {
 			return err
+		}
+		next := f.From
+		for off := range delivered {
+			next = max(next, off+1) // deliveries are sequential: everything before the last copy went out
 		}
 		s.b.log.Info("delay level recovered after an unclean stop", "level", level, "batch", fmt.Sprintf("[%d,%d)", f.From, f.To), "resume_at", next)
 		if err := s.save(level, next, nil); err != nil {

@@ -165,8 +165,12 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 		res, err = b.txns.storeHalf(ctx, msgs[0])
 		return b.appendResponse(msgs, res, err)
 	}
-	if resp := b.divertDelayed(msgs); resp != nil {
+	if isTimer, resp := b.divertTimer(msgs); resp != nil {
 		return resp
+	} else if !isTimer {
+		if resp := b.divertDelayed(msgs); resp != nil {
+			return resp
+		}
 	}
 	if len(msgs) == 1 && !h.batch {
 		res, err = b.store.Append(ctx, msgs[0])

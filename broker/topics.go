@@ -12,6 +12,7 @@ import (
 
 	"github.com/apogeemq/apogee/internal/atomicfile"
 	"github.com/apogeemq/apogee/remoting/body"
+	"github.com/apogeemq/apogee/timer"
 )
 
 // System topic names (RocketMQ's TopicValidator and MixAll).
@@ -31,7 +32,7 @@ const (
 // notSendable are system topics producers may not send to (PROTOCOL.md §5.2 step 2).
 var notSendable = map[string]bool{
 	topicSchedule: true, topicTransHalf: true, topicTransOpHalf: true, topicTransCheckMax: true,
-	topicSelfTest: true, topicOffsetMoved: true,
+	topicSelfTest: true, topicOffsetMoved: true, timer.Topic: true,
 }
 
 func loadJSON(path string, v any) error {
