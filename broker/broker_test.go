@@ -633,3 +633,31 @@ func TestTimerMessages(t *testing.T) {
 		t.Fatalf("%d messages, want 3", n)
 	}
 }
+
+// TestSendBackAcrossRestartAndOrderly: a retry scheduled before a restart is delivered once after it,
+// and the orderly consumer's send-back (delayLevel -1) goes straight to the DLQ.
+func TestSendBackAcrossRestartAndOrderly(t *testing.T) {
+	dir := t.TempDir()
+	conf := func(o *Options) { o.MessageDelayLevel = "1s 1s 1s 1s" }
+	tb := openTestBroker(t, dir, conf)
+	mustSend(t, tb, "SB", 0, "m", nil)
+	waitQueue(t, tb, "SB", 0, 1)
+	msgs, _ := tb.readMessages("SB", 0, 0, 1)
+	back := func(tb *testBroker, level string) {
+		r := tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, map[string]string{"offset": strconv.FormatInt(msgs[0].CommitLogOffset, 10),
+			"group": "sbg", "delayLevel": level, "originTopic": "SB", "maxReconsumeTimes": "16"}, nil))
+		if r.ResponseCode() != code.Success {
+			t.Fatalf("send back: %v %s", r.ResponseCode(), r.Remark)
+		}
+	}
+	back(tb, "0")
+	tb.stop(t)
+	tb = openTestBroker(t, dir, conf)
+	waitQueue(t, tb, "%RETRY%sbg", 0, 1)
+	time.Sleep(1500 * time.Millisecond)
+	if n := tb.store.MaxOffset("%RETRY%sbg", 0); n != 1 {
+		t.Fatalf("%d retries after the restart, want 1", n)
+	}
+	back(tb, "-1")
+	waitQueue(t, tb, "%DLQ%sbg", 0, 1)
+}
