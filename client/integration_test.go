@@ -486,14 +486,7 @@ func TestDevTransactions(t *testing.T) {
 			t.Fatalf("%s: state %v, %v", body, got, err)
 		}
 	}
-	c, err := NewPullConsumer("cg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Subscribe(ctx, topic, "*"); err != nil {
-		t.Fatal(err)
-	}
+	c := d.subscribeFromFirst(ctx, t, topic)
 	got := map[string]bool{}
 	for !got["unknown-then-commit"] || !got["commit"] {
 		msgs, err := c.Poll(ctx)
@@ -973,3 +966,47 @@ func TestBrokerKilledMidRun(t *testing.T) {
 type consumeHookFunc func(MessageQueue, time.Duration, error)
 
 func (f consumeHookFunc) OnConsume(q MessageQueue, d time.Duration, err error) { f(q, d, err) }
+
+// Consumers may subscribe before the topic exists: they pick it up once it does.
+func TestDevSubscribeBeforeTopicExists(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := uniqueTopic(t)
+	c := d.subscribeFromFirst(ctx, t, topic)
+	var pushed collector
+	d.startPush(ctx, t, "pg_"+topic, topic, pushed.handle, WithConsumeFrom(ConsumeFromFirst))
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if msgs, err := c.Poll(pctx); len(msgs) != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("poll of a missing topic: %v, %v", msgs, err)
+	}
+	pcancel()
+	if err := d.admin(t).CreateTopic(ctx, TopicSpec{Topic: topic, Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	sendN(ctx, t, d.producer(t), topic, "m", 4)
+	got := 0
+	for got < 4 {
+		msgs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(msgs)
+	}
+	clienttest.WaitFor(t, 10*time.Second, "the push consumer too", func() bool { n, _ := pushed.count(); return n == 4 })
+}
+
+// subscribeFromFirst returns a pull consumer of group cg_<topic> subscribed to every message of
+// topic from the first, closed at the end of the test.
+func (d *devProcess) subscribeFromFirst(ctx context.Context, t *testing.T, topic string) *PullConsumer {
+	t.Helper()
+	c, err := NewPullConsumer("cg_"+topic, WithNameServers(d.ns), WithConsumeFrom(ConsumeFromFirst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Subscribe(ctx, topic, "*"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

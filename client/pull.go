@@ -114,7 +114,10 @@ func (pc *PullConsumer) Subscribe(ctx context.Context, topic, expr string) error
 	if expr == "" {
 		expr = body.SubAll
 	}
-	if _, err := pc.c.routes.get(ctx, topic, false); err != nil {
+	if _, err := pc.c.routes.get(ctx, topic, false); errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
+		// Often a producer has not created it yet: Poll looks again every second.
+		pc.cfg.common.logger.Warn("subscribed topic does not exist yet", "group", pc.group, "topic", topic)
+	} else if err != nil {
 		return err
 	}
 	pc.mu.Lock()
@@ -204,24 +207,35 @@ func (pc *PullConsumer) rebalance(ctx context.Context) error {
 	}
 	pc.rebalanceNow.Store(false)
 	want := map[MessageQueue]bool{}
+	failed := map[string]bool{} // topics to look at again soon; their queues stay as they are
 	for _, topic := range topics {
 		r, err := pc.c.routes.get(ctx, topic, false)
+		if errors.Is(err, &ResponseError{Code: code.TopicNotExist}) {
+			failed[topic] = true
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		ids, err := pc.c.consumerIDs(ctx, pc.group, r)
-		if err != nil {
-			return err
+		if err != nil || !slices.Contains(ids, pc.c.clientID) { // its broker has not heard this client yet
+			pc.cfg.common.logger.Debug("rebalance: topic skipped", "group", pc.group, "topic", topic, "err", err)
+			failed[topic] = true
+			continue
 		}
 		for _, q := range pc.cfg.allocate.Allocate(r.readQueues, ids, pc.c.clientID) {
 			want[q] = true
 		}
 	}
+	if len(failed) > 0 {
+		pc.heartbeat(ctx)
+		pc.rebalanceNow.Store(true)
+	}
 	pc.mu.Lock()
 	var dropped []MessageQueue
 	var droppedOffs []int64
 	for q, st := range pc.mu.queues {
-		if !want[q] {
+		if !want[q] && !failed[q.Topic] {
 			if off := max(st.polled, st.processed); off >= 0 && off != st.committed {
 				dropped, droppedOffs = append(dropped, q), append(droppedOffs, off)
 			}
