@@ -217,10 +217,11 @@ func sortedQueues[V any](m map[MessageQueue]V) []MessageQueue {
 	return qs
 }
 
-// unregister tells every known broker that this client leaves group (UNREGISTER_CLIENT), so the other
-// members rebalance at once. Failures are only logged: brokers drop silent clients after 2 minutes.
-func (c *core) unregister(ctx context.Context, group string) {
-	ext := map[string]string{"clientID": c.clientID, "consumerGroup": group}
+// unregister tells every known broker that this client leaves a group (UNREGISTER_CLIENT): kind is
+// "consumerGroup" (the other members rebalance at once) or "producerGroup". Failures are only
+// logged: brokers drop silent clients after 2 minutes.
+func (c *core) unregister(ctx context.Context, kind, group string) {
+	ext := map[string]string{"clientID": c.clientID, kind: group}
 	for _, addr := range c.routes.brokerAddrs(true) {
 		if _, err := c.call(ctx, addr, remoting.NewRequest(code.UnregisterClient, ext, nil)); err != nil {
 			c.cfg.logger.Warn("unregistering failed", "broker", addr, "group", group, "err", err)

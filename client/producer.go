@@ -186,9 +186,9 @@ func (p *Producer) heartbeat(ctx context.Context) {
 		ProducerDataSet: []*body.ProducerData{{GroupName: p.cfg.group}}, ConsumerDataSet: []*body.ConsumerData{}}, false)
 }
 
-// Close waits for the asynchronous sends in flight (each bounded by the send timeout), unregisters
-// nothing (brokers drop silent producers after 2 minutes), stops the producer's goroutines and closes
-// its connections. Later calls fail with ErrClosed.
+// Close waits for the asynchronous sends in flight (each bounded by the send timeout), leaves the
+// producer group on the brokers it announced itself to (UNREGISTER_CLIENT), stops the producer's
+// goroutines and closes its connections. Later calls fail with ErrClosed.
 func (p *Producer) Close() error {
 	p.mu.Lock()
 	if p.mu.closed {
@@ -198,6 +198,9 @@ func (p *Producer) Close() error {
 	p.mu.closed = true
 	p.mu.Unlock()
 	p.mu.wg.Wait()
+	ctx, cancel := context.WithTimeout(p.c.ctx, p.cfg.common.requestTimeout)
+	defer cancel()
+	p.c.unregister(ctx, "producerGroup", p.cfg.group)
 	p.c.close()
 	return nil
 }

@@ -478,7 +478,7 @@ func (pc *PullConsumer) Close() error {
 	subscribed := len(pc.mu.subs) > 0
 	pc.mu.Unlock()
 	if subscribed {
-		pc.c.unregister(ctx, pc.group)
+		pc.c.unregister(ctx, "consumerGroup", pc.group)
 	}
 	pc.c.close()
 	return err

@@ -784,7 +784,7 @@ func (pc *PushConsumer) Shutdown(ctx context.Context) error {
 	if pc.cfg.orderly && pc.cfg.broadcastFile == "" {
 		pc.unlockQueues(cctx, sortedQueues(pc.ownedQueues(queues)))
 	}
-	pc.c.unregister(cctx, pc.group)
+	pc.c.unregister(cctx, "consumerGroup", pc.group)
 	return err
 }
 
