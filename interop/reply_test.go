@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,18 +18,20 @@ func TestRequestReply(t *testing.T) {
 	requester := newProducer(t, dc.ns)
 	replier := newProducer(t, dc.ns)
 	sendN(t, requester, "Requests", 1, "warmup") // creates the topic
+	// The listener may still run after the test returns (the client does not wait for it at
+	// Shutdown), so it reports through replyErr instead of t.
+	var replyErr atomic.Value
 	c, err := newRawPushConsumer(t, dc.ns, "reply-cg", "Requests", func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		for _, m := range msgs {
 			if m.GetProperty(primitive.PropertyCorrelationID) == "" {
 				continue // the warm-up message is not a request
 			}
 			reply, err := consumer.CreateReplyMessage(m, []byte("pong"))
-			if err != nil {
-				t.Error(err)
-				continue
+			if err == nil {
+				_, err = replier.SendSync(ctx, reply)
 			}
-			if _, err := replier.SendSync(ctx, reply); err != nil {
-				t.Errorf("send reply: %v", err)
+			if err != nil {
+				replyErr.Store(err)
 			}
 		}
 		return consumer.ConsumeSuccess, nil
@@ -45,7 +48,7 @@ func TestRequestReply(t *testing.T) {
 	req := primitive.NewMessage("Requests", []byte("ping"))
 	reply, err := requester.Request(ctx, 20*time.Second, req)
 	if err != nil {
-		t.Fatalf("request: %v", err)
+		t.Fatalf("request: %v (replier: %v)", err, replyErr.Load())
 	}
 	if reply.GetProperty(primitive.PropertyCorrelationID) != req.GetProperty(primitive.PropertyCorrelationID) {
 		t.Fatalf("reply correlation %q, request %q", reply.GetProperty(primitive.PropertyCorrelationID), req.GetProperty(primitive.PropertyCorrelationID))
