@@ -1010,3 +1010,38 @@ func (d *devProcess) subscribeFromFirst(ctx context.Context, t *testing.T, topic
 	}
 	return c
 }
+
+// TestDevTimerMessage: a message with DeliverAt arrives at that millisecond (within 100 ms), and a
+// delivery time beyond the broker's limit is refused.
+func TestDevTimerMessage(t *testing.T) {
+	d := devCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := d.newTopic(ctx, t, 1)
+	got := make(chan *message.Message, 4)
+	d.startPush(ctx, t, "cg_"+topic, topic, func(_ context.Context, m *message.Message) error {
+		got <- m
+		return nil
+	})
+	p := d.producer(t)
+	due := time.Now().Add(1500 * time.Millisecond)
+	if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("timed"), DeliverAt: due}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if late := time.UnixMilli(m.StoreTimestamp).Sub(due); string(m.Body) != "timed" || late < 0 || late > 100*time.Millisecond {
+			t.Fatalf("%q stored for delivery %v after due", m.Body, late)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("timer message not delivered")
+	}
+	_, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("too far"), DeliverAt: time.Now().Add(100 * 24 * time.Hour)})
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Code != code.MessageIllegal {
+		t.Fatalf("timer beyond the limit: %v", err)
+	}
+	if _, err := p.Send(ctx, &Message{Topic: topic, Body: []byte("x"), DeliverAt: due, DelayLevel: 1}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("timer and delay level together: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package client
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/remoting/body"
@@ -26,12 +28,19 @@ type Message struct {
 	// DelayLevel delays delivery by the broker's level (1 = 1 s, 2 = 5 s, 3 = 10 s, ... 18 = 2 h with
 	// the default messageDelayLevel); 0 means no delay. Not allowed in a batch.
 	DelayLevel int
+	// DeliverAt makes the message a timer message (RocketMQ 5's TIMER_DELIVER_MS): the broker delivers
+	// it at that millisecond, up to its timerMaxDelaySec (3 days by default) ahead. A time not in the
+	// future means now. The zero value means no timer. Not allowed in a batch or with DelayLevel.
+	DeliverAt time.Time
 	// Flag is stored verbatim and handed to consumers (RocketMQ's Message.flag).
 	Flag int32
 	// Properties are user properties; names and values must not contain \x01 or \x02. Reserved names
 	// (TAGS, KEYS, DELAY, UNIQ_KEY, ...) set here are overridden by the fields above.
 	Properties map[string]string
 }
+
+// propertyTimerDeliverMs is RocketMQ 5's absolute delivery time of a timer message (Unix ms).
+const propertyTimerDeliverMs = "TIMER_DELIVER_MS"
 
 // properties returns the wire properties of m with uniqKey as UNIQ_KEY (kept if the caller set one).
 func (m *Message) properties(uniqKey string) (map[string]string, error) {
@@ -55,6 +64,12 @@ func (m *Message) properties(uniqKey string) (map[string]string, error) {
 	}
 	if m.DelayLevel > 0 {
 		props[message.PropertyDelayLevel] = fmt.Sprint(m.DelayLevel)
+	}
+	if !m.DeliverAt.IsZero() {
+		if m.DelayLevel > 0 {
+			return nil, fmt.Errorf("%w: a message has either a delay level or a delivery time, not both", ErrInvalidMessage)
+		}
+		props[propertyTimerDeliverMs] = strconv.FormatInt(m.DeliverAt.UnixMilli(), 10)
 	}
 	if props[message.PropertyUniqKey] == "" {
 		props[message.PropertyUniqKey] = uniqKey

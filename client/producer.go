@@ -307,8 +307,8 @@ func (p *Producer) SendBatch(ctx context.Context, msgs ...*Message) (*SendResult
 		if m.Topic != msgs[0].Topic {
 			return nil, fmt.Errorf("%w: a batch goes to one topic (message %d: %s, message 0: %s)", ErrInvalidMessage, i, m.Topic, msgs[0].Topic)
 		}
-		if m.DelayLevel != 0 {
-			return nil, fmt.Errorf("%w: message %d: a batch cannot carry a delay level", ErrInvalidMessage, i)
+		if m.DelayLevel != 0 || !m.DeliverAt.IsZero() {
+			return nil, fmt.Errorf("%w: message %d: a batch cannot carry a delay level or a delivery time", ErrInvalidMessage, i)
 		}
 		props, err := m.properties(p.ids.Next())
 		if err != nil {
