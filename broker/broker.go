@@ -228,35 +228,38 @@ func (b *Broker) connClosed(c *transport.Conn) {
 	}
 }
 
-func (b *Broker) clientExpiryLoop() {
-	t := time.NewTicker(10 * time.Second)
+// every runs f on each tick of interval, and whenever kick delivers (a nil kick never does), until
+// the broker stops.
+func (b *Broker) every(interval time.Duration, kick <-chan struct{}, f func(now time.Time)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
 		case now := <-t.C:
-			for _, group := range b.clients.expire(now.Add(-b.opts.ChannelExpiredTimeout)) {
-				b.log.Info("consumer expired (no heartbeat)", "group", group, "timeout", b.opts.ChannelExpiredTimeout)
-				b.notifyIDsChanged(group)
-			}
+			f(now)
+		case <-kick:
+			f(time.Now())
 		}
 	}
 }
 
-func (b *Broker) offsetFlushLoop() {
-	t := time.NewTicker(b.opts.FlushConsumerOffsetInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			if err := b.offsets.persist(); err != nil {
-				b.log.Error("persisting consumer offsets failed", "err", err)
-			}
+func (b *Broker) clientExpiryLoop() {
+	b.every(10*time.Second, nil, func(now time.Time) {
+		for _, group := range b.clients.expire(now.Add(-b.opts.ChannelExpiredTimeout)) {
+			b.log.Info("consumer expired (no heartbeat)", "group", group, "timeout", b.opts.ChannelExpiredTimeout)
+			b.notifyIDsChanged(group)
 		}
-	}
+	})
+}
+
+func (b *Broker) offsetFlushLoop() {
+	b.every(b.opts.FlushConsumerOffsetInterval, nil, func(time.Time) {
+		if err := b.offsets.persist(); err != nil {
+			b.log.Error("persisting consumer offsets failed", "err", err)
+		}
+	})
 }
 
 // triggerRegister asks the registration loop to register now (after a topic change).
@@ -268,17 +271,7 @@ func (b *Broker) triggerRegister() {
 }
 
 func (b *Broker) registrationLoop() {
-	t := time.NewTicker(b.opts.RegisterNameServerPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-		case <-b.registerNow:
-		}
-		b.registerAll()
-	}
+	b.every(b.opts.RegisterNameServerPeriod, b.registerNow, func(time.Time) { b.registerAll() })
 }
 
 // registerAll registers with every NameServer in parallel.

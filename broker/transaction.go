@@ -245,16 +245,7 @@ func (b *Broker) handleEndTransaction(ctx context.Context, _ *transport.Conn, re
 
 // checkLoop asks producers about halves left unresolved past transactionTimeOut.
 func (t *transactions) checkLoop() {
-	tick := time.NewTicker(t.b.opts.TransactionCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.b.stop:
-			return
-		case now := <-tick.C:
-			t.checkOnce(now)
-		}
-	}
+	t.b.every(t.b.opts.TransactionCheckInterval, nil, t.checkOnce)
 }
 
 func (t *transactions) checkOnce(now time.Time) {

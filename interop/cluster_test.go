@@ -135,36 +135,34 @@ func (r *received) waitDistinct(t *testing.T, n int, timeout time.Duration) {
 
 func newPushConsumer(t *testing.T, ns, group, topic string, sel consumer.MessageSelector, rec *received, opts ...consumer.Option) rocketmq.PushConsumer {
 	t.Helper()
-	opts = append([]consumer.Option{consumer.WithNameServer([]string{ns}), consumer.WithGroupName(group),
-		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset), consumer.WithInstance(instanceName())}, opts...)
-	c, err := rocketmq.NewPushConsumer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.Subscribe(topic, sel, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	c, err := startPushConsumer(ns, group, topic, sel, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		rec.add(msgs...)
 		return consumer.ConsumeSuccess, nil
-	})
+	}, opts...)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// newRawPushConsumer starts a clustering push consumer from the first offset with the given listener.
+// newRawPushConsumer starts a clustering push consumer of every tag from the first offset with the
+// given listener.
 func newRawPushConsumer(t *testing.T, ns, group, topic string, f func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error),
 	opts ...consumer.Option) (rocketmq.PushConsumer, error) {
 	t.Helper()
+	return startPushConsumer(ns, group, topic, consumer.MessageSelector{}, f, opts...)
+}
+
+// startPushConsumer starts a push consumer from the first offset with its own instance name.
+func startPushConsumer(ns, group, topic string, sel consumer.MessageSelector, f func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error),
+	opts ...consumer.Option) (rocketmq.PushConsumer, error) {
 	opts = append([]consumer.Option{consumer.WithNameServer([]string{ns}), consumer.WithGroupName(group),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset), consumer.WithInstance(instanceName())}, opts...)
 	c, err := rocketmq.NewPushConsumer(opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Subscribe(topic, consumer.MessageSelector{}, f); err != nil {
+	if err := c.Subscribe(topic, sel, f); err != nil {
 		return nil, err
 	}
 	return c, c.Start()
