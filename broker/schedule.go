@@ -269,10 +269,18 @@ func (s *scheduler) run(level int) {
 
 // deliver re-appends a due message to its real topic and queue.
 func (s *scheduler) deliver(m *message.Message) error {
+	return s.b.deliverToRealTopic(m, message.PropertyDelayLevel)
+}
+
+// deliverToRealTopic re-appends a message held in a system topic (scheduled or timer) to the topic
+// and queue in its REAL_TOPIC and REAL_QID, without the named properties. A message the store refuses
+// or without a real topic is dropped with a log line (retrying cannot help); other failures are
+// returned so the caller retries.
+func (b *Broker) deliverToRealTopic(m *message.Message, drop ...string) error {
 	realTopic := m.Property(message.PropertyRealTopic)
 	realQID, err := strconv.Atoi(m.Property(message.PropertyRealQueueID))
 	if realTopic == "" || err != nil {
-		s.b.log.Warn("dropping a scheduled message without REAL_TOPIC/REAL_QID", "offset", m.QueueOffset)
+		b.log.Warn("dropping a message without REAL_TOPIC/REAL_QID", "topic", m.Topic, "offset", m.QueueOffset)
 		return nil
 	}
 	out := &message.Message{
@@ -280,20 +288,22 @@ func (s *scheduler) deliver(m *message.Message) error {
 		SysFlag: m.SysFlag, BornTimestamp: m.BornTimestamp, BornHost: m.BornHost,
 		ReconsumeTimes: m.ReconsumeTimes, PreparedTransactionOffset: m.PreparedTransactionOffset,
 	}
-	delete(out.Properties, message.PropertyDelayLevel)
-	if s.b.topics.get(realTopic) == nil && strings.HasPrefix(realTopic, retryPrefix) {
-		if _, err := s.b.ensureTopic(realTopic, 1, body.PermRead|body.PermWrite); err != nil {
+	for _, p := range drop {
+		delete(out.Properties, p)
+	}
+	if b.topics.get(realTopic) == nil && strings.HasPrefix(realTopic, retryPrefix) {
+		if _, err := b.ensureTopic(realTopic, 1, body.PermRead|body.PermWrite); err != nil {
 			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := s.b.store.Append(ctx, out)
-	if res.Status == store.PutOK || res.Status == store.FlushDiskTimeout {
+	res, err := b.store.Append(ctx, out)
+	switch res.Status {
+	case store.PutOK, store.FlushDiskTimeout:
 		return nil
-	}
-	if res.Status == store.MessageIllegal || res.Status == store.PropertiesSizeExceeded {
-		s.b.log.Warn("dropping a scheduled message the store refuses", "topic", realTopic, "err", err)
+	case store.MessageIllegal, store.PropertiesSizeExceeded:
+		b.log.Warn("dropping a due message the store refuses", "topic", realTopic, "err", err)
 		return nil
 	}
 	return err

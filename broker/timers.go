@@ -13,7 +13,6 @@ import (
 	"github.com/apogeemq/apogee/remoting"
 	"github.com/apogeemq/apogee/remoting/body"
 	"github.com/apogeemq/apogee/remoting/code"
-	"github.com/apogeemq/apogee/store"
 	"github.com/apogeemq/apogee/timer"
 )
 
@@ -190,25 +189,7 @@ func (t *timers) deliver(batch []timer.Entry) error {
 			t.b.log.Warn("timer message no longer stored; skipped", "offset", e.Ref)
 			continue
 		}
-		m := msgs[0]
-		qid, _ := strconv.Atoi(m.Property(message.PropertyRealQueueID))
-		out := &message.Message{Topic: m.Property(message.PropertyRealTopic), QueueID: int32(qid), Flag: m.Flag, Body: m.Body,
-			Properties: m.Properties, SysFlag: m.SysFlag, BornTimestamp: m.BornTimestamp, BornHost: m.BornHost,
-			ReconsumeTimes: m.ReconsumeTimes}
-		for _, p := range []string{timer.PropertyDeliverMs, timer.PropertyDelaySec, timer.PropertyDelayMs} {
-			delete(out.Properties, p)
-		}
-		if out.Topic == "" {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := t.b.store.Append(ctx, out)
-		cancel()
-		switch res.Status {
-		case store.PutOK, store.FlushDiskTimeout:
-		case store.MessageIllegal, store.PropertiesSizeExceeded:
-			t.b.log.Warn("dropping a timer message the store refuses", "topic", out.Topic, "err", err)
-		default:
+		if err := t.b.deliverToRealTopic(msgs[0], timer.PropertyDeliverMs, timer.PropertyDelaySec, timer.PropertyDelayMs); err != nil {
 			return err
 		}
 	}
