@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,7 +21,7 @@ func newBenchCommand(g *globalFlags) *cobra.Command {
 		Use:   "bench",
 		Short: "Load generators for producers and consumers (work against Apogee and Apache RocketMQ)",
 	}
-	cmd.AddCommand(newBenchProducerCommand(g))
+	cmd.AddCommand(newBenchProducerCommand(g), newBenchConsumerCommand(g))
 	return cmd
 }
 
@@ -120,7 +121,7 @@ func runProducerBench(ctx context.Context, p *client.Producer, f *benchProducerF
 		ctx, cancel = context.WithTimeout(ctx, f.duration)
 		defer cancel()
 	}
-	body := make([]byte, f.size)
+	body := make([]byte, max(f.size, benchStampLen))
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
@@ -195,11 +196,13 @@ func sendLoop(ctx context.Context, p *client.Producer, f *benchProducerFlags, bo
 		if n == 0 {
 			return
 		}
+		begin := time.Now()
 		msgs := make([]*client.Message, n)
 		for i := range msgs {
-			msgs[i] = &client.Message{Topic: f.topic, Body: body}
+			stamped := append([]byte(nil), body...) // each body starts with its send time, for bench consumer
+			binary.BigEndian.PutUint64(stamped, uint64(begin.UnixNano()))
+			msgs[i] = &client.Message{Topic: f.topic, Body: stamped}
 		}
-		begin := time.Now()
 		switch {
 		case f.async && n == 1:
 			select {

@@ -72,3 +72,30 @@ func TestSplitAddrs(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+var consumerResult = regexp.MustCompile(`(?m)^RESULT received=(\d+) seconds=[\d.]+ tps=\d+ e2e_p50_ms=[\d.]+ e2e_p99_ms=[\d.]+$`)
+
+func TestBenchConsumer(t *testing.T) {
+	ns := startCluster(t)
+	p, err := client.NewProducer(client.WithNameServers(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runProducerBench(context.Background(), p, &benchProducerFlags{topic: "BC", threads: 2, size: 64, count: 200, batch: 1}, &out); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	out.Reset()
+	f := benchConsumerFlags{topic: "BC", group: "bcg", count: 200, duration: 60 * time.Second}
+	if err := runConsumerBench(context.Background(), &f, &out, client.WithNameServers(ns)); err != nil {
+		t.Fatal(err)
+	}
+	m := consumerResult.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no RESULT line in:\n%s", out.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 200 {
+		t.Fatalf("received %d: %s", n, m[0])
+	}
+}
