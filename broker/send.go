@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -82,11 +83,9 @@ func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command 
 	return resp
 }
 
+// sendError is sendResponse with a formatted remark, for refusals.
 func (b *Broker) sendError(c code.Response, format string, args ...any) *remoting.Command {
-	resp := remoting.Errorf(c, format, args...)
-	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
-	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
-	return resp
+	return b.sendResponse(c, fmt.Sprintf(format, args...))
 }
 
 // handleSend answers SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE (PROTOCOL.md §5.2).

@@ -329,10 +329,3 @@ func (t *transactions) discard(h *halfState) {
 	t.markResolved(h)
 	b.log.Warn("transaction never resolved; parked in "+topicTransCheckMax, "group", h.group, "checks", h.checks)
 }
-
-// pendingCount returns the number of unresolved halves.
-func (t *transactions) pendingCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.mu.pending)
-}

@@ -93,22 +93,55 @@ func splitAddrs(s string) []string {
 	return out
 }
 
-// benchStats collects latencies from senders; the reporter swaps the interval histogram every second.
-type benchStats struct {
+// liveStats collects latencies, a count and errors from many goroutines. A reporter takes the last
+// second's histogram every second; take also folds it into the whole run's.
+type liveStats struct {
 	mu       sync.Mutex
 	interval histogram.Histogram
 	total    histogram.Histogram
+	count    atomic.Int64
 	errors   atomic.Int64
-	sent     atomic.Int64
 }
 
-func (s *benchStats) record(d time.Duration, n int) {
+// record counts n messages that took d.
+func (s *liveStats) record(d time.Duration, n int) {
 	s.mu.Lock()
 	for range n {
 		s.interval.Record(d)
 	}
 	s.mu.Unlock()
-	s.sent.Add(int64(n))
+	s.count.Add(int64(n))
+}
+
+// take returns the histogram recorded since the last take and adds it to total.
+func (s *liveStats) take() histogram.Histogram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	iv := s.interval
+	s.interval = histogram.Histogram{}
+	s.total.Merge(&iv)
+	return iv
+}
+
+// reportEvery calls report each second, and once more when stop closes unless a report just ran,
+// then returns the end time. report gets the time of the previous report (or start).
+func reportEvery(stop <-chan struct{}, start time.Time, report func(now, last time.Time)) time.Time {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := start
+	for {
+		select {
+		case now := <-tick.C:
+			report(now, last)
+			last = now
+		case <-stop:
+			now := time.Now()
+			if now.Sub(last) > 100*time.Millisecond {
+				report(now, last)
+			}
+			return now
+		}
+	}
 }
 
 func ms(d time.Duration) string {
@@ -125,7 +158,7 @@ func runProducerBench(ctx context.Context, p *client.Producer, f *benchProducerF
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
-	var st benchStats
+	var st liveStats
 	var issued atomic.Int64
 	take := func(n int) int { // how many of the next n messages this sender may send
 		if f.count <= 0 {
@@ -149,44 +182,25 @@ func runProducerBench(ctx context.Context, p *client.Producer, f *benchProducerF
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	lastSent, last := int64(0), start
-	report := func(now time.Time) {
-		st.mu.Lock()
-		iv := st.interval
-		st.interval = histogram.Histogram{}
-		st.total.Merge(&iv)
-		st.mu.Unlock()
-		sent := st.sent.Load()
-		tps := float64(sent-lastSent) / now.Sub(last).Seconds()
+	lastSent := int64(0)
+	now := reportEvery(done, start, func(now, last time.Time) {
+		iv := st.take()
+		sent := st.count.Load()
 		fmt.Fprintf(out, "%5.0fs  sent=%d  tps=%.0f  avg=%sms  p50=%sms  p99=%sms  max=%sms  errors=%d\n",
-			now.Sub(start).Seconds(), sent, tps, ms(iv.Mean()), ms(iv.Quantile(0.5)), ms(iv.Quantile(0.99)), ms(iv.Max()), st.errors.Load())
-		lastSent, last = sent, now
-	}
-loop:
-	for {
-		select {
-		case now := <-tick.C:
-			report(now)
-		case <-done:
-			break loop
-		}
-	}
-	now := time.Now()
-	if now.Sub(last) > 100*time.Millisecond {
-		report(now)
-	}
+			now.Sub(start).Seconds(), sent, float64(sent-lastSent)/now.Sub(last).Seconds(), ms(iv.Mean()), ms(iv.Quantile(0.5)),
+			ms(iv.Quantile(0.99)), ms(iv.Max()), st.errors.Load())
+		lastSent = sent
+	})
 	secs := now.Sub(start).Seconds()
 	fmt.Fprintf(out, "RESULT sent=%d errors=%d seconds=%.2f tps=%.0f p50_ms=%s p99_ms=%s max_ms=%s\n",
-		st.sent.Load(), st.errors.Load(), secs, float64(st.sent.Load())/secs, ms(st.total.Quantile(0.5)), ms(st.total.Quantile(0.99)), ms(st.total.Max()))
+		st.count.Load(), st.errors.Load(), secs, float64(st.count.Load())/secs, ms(st.total.Quantile(0.5)), ms(st.total.Quantile(0.99)), ms(st.total.Max()))
 	return nil
 }
 
 // sendLoop sends until ctx ends or take says the count is reached. Sends already issued when ctx ends
 // still complete (they run under a context without its cancellation), so the end of a timed run is
 // not counted as errors.
-func sendLoop(ctx context.Context, p *client.Producer, f *benchProducerFlags, body []byte, st *benchStats, take func(int) int) {
+func sendLoop(ctx context.Context, p *client.Producer, f *benchProducerFlags, body []byte, st *liveStats, take func(int) int) {
 	sendCtx := context.WithoutCancel(ctx)
 	var inflight sync.WaitGroup
 	window := make(chan struct{}, 1024)

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/apogeemq/apogee/client"
-	"github.com/apogeemq/apogee/internal/histogram"
 	"github.com/apogeemq/apogee/message"
 )
 
@@ -82,21 +80,16 @@ func runConsumerBench(ctx context.Context, f *benchConsumerFlags, out io.Writer,
 		ctx, cancel = context.WithTimeout(ctx, f.duration)
 		defer cancel()
 	}
-	var (
-		mu       sync.Mutex
-		interval histogram.Histogram
-		total    histogram.Histogram
-		received atomic.Int64
-	)
-	enough := make(chan struct{})
+	var st liveStats
+	stop := make(chan struct{}) // closed when the count is reached or ctx ends
 	var once sync.Once
+	end := func() { once.Do(func() { close(stop) }) }
+	defer context.AfterFunc(ctx, end)()
 	handler := func(_ context.Context, m *message.Message) error {
 		now := time.Now()
-		mu.Lock()
-		interval.Record(now.Sub(sentAt(m, now)))
-		mu.Unlock()
-		if n := received.Add(1); f.count > 0 && n >= f.count {
-			once.Do(func() { close(enough) })
+		st.record(now.Sub(sentAt(m, now)), 1)
+		if f.count > 0 && st.count.Load() >= f.count {
+			end()
 		}
 		return nil
 	}
@@ -115,41 +108,21 @@ func runConsumerBench(ctx context.Context, f *benchConsumerFlags, out io.Writer,
 		return err
 	}
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last, lastN := start, int64(0)
-	report := func(now time.Time) {
-		mu.Lock()
-		iv := interval
-		interval = histogram.Histogram{}
-		total.Merge(&iv)
-		mu.Unlock()
-		n := received.Load()
+	lastN := int64(0)
+	endTime := reportEvery(stop, start, func(now, last time.Time) {
+		iv := st.take()
+		n := st.count.Load()
 		fmt.Fprintf(out, "%5.0fs  received=%d  tps=%.0f  e2e_p50=%sms  e2e_p99=%sms\n",
 			now.Sub(start).Seconds(), n, float64(n-lastN)/now.Sub(last).Seconds(), ms(iv.Quantile(0.5)), ms(iv.Quantile(0.99)))
-		last, lastN = now, n
-	}
-loop:
-	for {
-		select {
-		case now := <-tick.C:
-			report(now)
-		case <-enough:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	end := time.Now()
+		lastN = n
+	})
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pc.Shutdown(sctx)
-	if end.Sub(last) > 100*time.Millisecond {
-		report(end)
-	}
-	n := received.Load()
-	secs := end.Sub(start).Seconds()
+	st.take() // handlings that finished during the shutdown count in the totals
+	n := st.count.Load()
+	secs := endTime.Sub(start).Seconds()
 	fmt.Fprintf(out, "RESULT received=%d seconds=%.2f tps=%.0f e2e_p50_ms=%s e2e_p99_ms=%s\n",
-		n, secs, float64(n)/secs, ms(total.Quantile(0.5)), ms(total.Quantile(0.99)))
+		n, secs, float64(n)/secs, ms(st.total.Quantile(0.5)), ms(st.total.Quantile(0.99)))
 	return nil
 }

@@ -3,6 +3,7 @@ package body
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -103,12 +104,7 @@ func EncodeTopicRoute(r *TopicRouteData, form KeyForm) []byte {
 
 func appendBrokerData(b []byte, bd *BrokerData, form KeyForm) []byte {
 	b = append(b, `{"brokerAddrs":{`...)
-	ids := make([]int64, 0, len(bd.BrokerAddrs))
-	for id := range bd.BrokerAddrs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for i, id := range ids {
+	for i, id := range slices.Sorted(maps.Keys(bd.BrokerAddrs)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -131,38 +127,34 @@ func appendBrokerData(b []byte, bd *BrokerData, form KeyForm) []byte {
 
 func appendFilterServers(b []byte, table map[string][]string) []byte {
 	b = append(b, '{')
-	keys := make([]string, 0, len(table))
-	for k := range table {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
+	for i, k := range slices.Sorted(maps.Keys(table)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = remoting.AppendJSONString(b, k)
-		b = append(b, ':', '[')
-		for j, s := range table[k] {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = remoting.AppendJSONString(b, s)
-		}
-		b = append(b, ']')
+		b = append(b, ':')
+		b = appendStrings(b, table[k])
 	}
 	return append(b, '}')
+}
+
+// appendStrings writes a JSON array of strings.
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = remoting.AppendJSONString(b, s)
+	}
+	return append(b, ']')
 }
 
 // EncodeClusterInfo writes the cluster info as fastjson does, brokerAddrs keys in the given form.
 func EncodeClusterInfo(ci *ClusterInfo, form KeyForm) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"brokerAddrTable":{`...)
-	names := make([]string, 0, len(ci.BrokerAddrTable))
-	for name := range ci.BrokerAddrTable {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for i, name := range names {
+	for i, name := range slices.Sorted(maps.Keys(ci.BrokerAddrTable)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -171,24 +163,13 @@ func EncodeClusterInfo(ci *ClusterInfo, form KeyForm) []byte {
 		b = appendBrokerData(b, ci.BrokerAddrTable[name], form)
 	}
 	b = append(b, `},"clusterAddrTable":{`...)
-	clusters := make([]string, 0, len(ci.ClusterAddrTable))
-	for c := range ci.ClusterAddrTable {
-		clusters = append(clusters, c)
-	}
-	slices.Sort(clusters)
-	for i, c := range clusters {
+	for i, c := range slices.Sorted(maps.Keys(ci.ClusterAddrTable)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = remoting.AppendJSONString(b, c)
-		b = append(b, ':', '[')
-		for j, name := range ci.ClusterAddrTable[c] {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = remoting.AppendJSONString(b, name)
-		}
-		b = append(b, ']')
+		b = append(b, ':')
+		b = appendStrings(b, ci.ClusterAddrTable[c])
 	}
 	return append(b, "}}"...)
 }
