@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,20 @@ func reportRates(b *testing.B, msgs int64, bytes int64) {
 	b.ReportMetric(float64(bytes)/secs/1e6, "MB/s")
 }
 
+// processCPU returns the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per operation since since, all
+// goroutines included: on a shared machine it varies much less than the
+// elapsed time, which depends on what else runs.
+func reportCPU(b *testing.B, since time.Duration, ops int64) {
+	b.ReportMetric(float64(processCPU()-since)/float64(max(ops, 1)), "cpu-ns/op")
+}
+
 // BenchmarkRawWrite is the baseline for BenchmarkAppendAsync: sequential
 // buffered writes of the same sizes into the same kind of directory.
 func BenchmarkRawWrite(b *testing.B) {
@@ -38,12 +53,14 @@ func BenchmarkRawWrite(b *testing.B) {
 			buf := make([]byte, size)
 			b.SetBytes(int64(size))
 			n := int64(0)
+			cpu := processCPU()
 			for b.Loop() {
 				if _, err := f.Write(buf); err != nil {
 					b.Fatal(err)
 				}
 				n++
 			}
+			reportCPU(b, cpu, n)
 			reportRates(b, n, n*int64(size))
 		})
 	}
@@ -109,12 +126,14 @@ func BenchmarkAppendAsync(b *testing.B) {
 			rec := int64(message.EncodedSize(m))
 			b.SetBytes(rec)
 			n := int64(0)
+			cpu := processCPU()
 			for b.Loop() {
 				if res, err := s.Append(context.Background(), m); err != nil || res.Status != PutOK {
 					b.Fatal(res.Status, err)
 				}
 				n++
 			}
+			reportCPU(b, cpu, n)
 			reportRates(b, n, n*rec)
 		})
 	}

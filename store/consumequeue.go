@@ -281,6 +281,7 @@ func (cq *consumeQueue) writePending() error {
 		return nil
 	}
 	pos := cq.maxOffset.Load() * format.CQUnitSize
+	all := cq.pending
 	for len(cq.pending) > 0 {
 		cq.mu.RLock()
 		f := cq.fileForLocked(pos)
@@ -300,7 +301,7 @@ func (cq *consumeQueue) writePending() error {
 		cq.maxOffset.Store(pos / format.CQUnitSize)
 		cq.pending = cq.pending[n:]
 	}
-	cq.pending = cq.pending[:0:cap(cq.pending)]
+	cq.pending = all[:0] // keep the whole buffer, not what is left past the written part
 	return nil
 }
 

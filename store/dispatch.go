@@ -19,35 +19,30 @@ func isNoSpace(err error) bool { return vfs.IsNoSpace(err) }
 func (s *Store) runDispatcher() {
 	var spare []dispatchItem
 	for {
-		s.mu.Lock()
-		items := s.mu.pending
-		if len(items) > 0 {
-			// Double buffering: the appender fills one slice while the
-			// dispatcher works through the other.
-			s.mu.pending = spare[:0]
-			s.dispatchBusy = true
-		}
-		s.mu.Unlock()
-		if len(items) > 0 {
-			s.dispatch(items)
-			spare = items
-			s.mu.Lock()
-			s.dispatchBusy = false
-			s.dispatchIdle.Broadcast()
-			s.mu.Unlock()
+		s.pend.Lock()
+		s.pend.busy = false
+		items := s.pend.items
+		if len(items) == 0 {
+			s.pend.sleeping = true
+			s.pend.idle.Broadcast()
+			s.pend.Unlock()
+			select {
+			case <-s.done:
+				return
+			case <-s.dispatchReq:
+				if len(s.retryQueues) > 0 {
+					s.writeQueues(nil, 0)
+				}
+			}
 			continue
 		}
-		s.mu.Lock()
-		s.dispatchIdle.Broadcast()
-		s.mu.Unlock()
-		select {
-		case <-s.done:
-			return
-		case <-s.dispatchReq:
-			if len(s.retryQueues) > 0 {
-				s.writeQueues(nil, 0)
-			}
-		}
+		// Double buffering: appends fill one slice while the dispatcher
+		// works through the other.
+		s.pend.items, s.pend.busy, s.pend.sleeping = spare[:0], true, false
+		s.pend.Unlock()
+		s.dispatch(items)
+		clear(items) // drop the strings
+		spare = items
 	}
 }
 

@@ -26,11 +26,14 @@
 // # Write path and durability
 //
 // Segments are allocated at full size when created (fallocate), so writing
-// into them can never hit ENOSPC or SIGBUS. Under AsyncFlush they are
-// memory-mapped and a background prefaulter keeps the pages ahead of the
-// writer present; under SyncFlush they are written with pwrite and read
-// with pread, because fsync of mapped pages costs more than the mapping
-// saves when fsyncs are frequent. Append
+// into them can never hit ENOSPC or SIGBUS. Once the active segment is half
+// full the prefaulter creates the next one, so a roll does not wait for the
+// directory fsync. Under AsyncFlush segments are memory-mapped and the
+// prefaulter keeps the pages ahead of the writer present and writable
+// (MADV_POPULATE_WRITE: the appender's copy takes no page fault); under
+// SyncFlush they are written with pwrite and read with pread, because fsync
+// of mapped pages costs more than the mapping saves when fsyncs are
+// frequent. Append
 // encodes the record outside the lock, then under the append lock
 // (Store.mu) assigns the queue offset, commit-log offset and store time,
 // copies the record into the segment (a batch in one copy) and publishes
@@ -54,7 +57,8 @@
 //
 // The dispatcher goroutine turns written records into consume-queue entries
 // and index entries, in log order and in batches (one pwrite per touched
-// queue per batch). A message is readable by queue offset once dispatched;
+// queue per batch). Appends hand it their records through a list with its
+// own lock (Store.pend), and wake it only when it sleeps. A message is readable by queue offset once dispatched;
 // Listener.MessageArrived reports it.
 //
 // # Checkpoint and recovery
@@ -85,8 +89,10 @@
 //	flusher       fsyncs the commit log (owns Store.flush)
 //	dispatcher    builds consume queues and index (owns consumeQueue.pending)
 //	housekeeping  checkpoints and cleans
-//	prefaulter    makes the pages ahead of the write position present
+//	prefaulter    makes the pages ahead of the write position present and
+//	              creates the next segment ahead of need
 //
-// Lock order: Store.mu, then commitLog.mu / Store.cqs / consumeQueue.mu /
-// index.mu; Store.flush is never held with another lock.
+// Lock order: Store.mu, then Store.pend / commitLog.createMu, then
+// commitLog.mu / Store.cqs / consumeQueue.mu / index.mu; Store.flush is
+// never held with another lock.
 package store

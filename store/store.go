@@ -33,8 +33,6 @@ type Store struct {
 		err error
 		// nextQueueOffset is the offset the next message of a queue gets.
 		nextQueueOffset map[queueKey]int64
-		// pending are records written but not yet dispatched, in log order.
-		pending []dispatchItem
 	}
 	failed atomic.Pointer[error]
 
@@ -60,10 +58,21 @@ type Store struct {
 	}
 	// dispatched is the commit-log offset below which every record is in
 	// the consume queues and index (not necessarily durable).
-	dispatched   atomic.Int64
-	dispatchReq  chan struct{} // wakes the dispatcher (capacity 1)
-	dispatchIdle *sync.Cond    // signalled (with mu) when pending drains
-	dispatchBusy bool          // dispatcher holds a batch. Protected by mu.
+	dispatched  atomic.Int64
+	dispatchReq chan struct{} // wakes the dispatcher (capacity 1)
+	// pend is the dispatcher's work list. Appends add to it while holding
+	// mu, which keeps it in log order, but it has its own lock, held only
+	// to add or to swap the list: when the dispatcher took mu to swap, it
+	// waited behind appends copying into the log, lost the lock to the
+	// next append over and over, and the mutex's starvation mode then made
+	// every append hand its CPU to the dispatcher.
+	pend struct {
+		sync.Mutex
+		items    []dispatchItem // written, not yet dispatched, in log order
+		busy     bool           // the dispatcher holds a batch
+		sleeping bool           // the dispatcher waits for dispatchReq
+		idle     *sync.Cond     // signalled when items is empty and busy false
+	}
 	// retryQueues have entries whose write failed with ENOSPC. Dispatcher only.
 	retryQueues []*consumeQueue
 
@@ -114,7 +123,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		done:        make(chan struct{}),
 	}
 	s.deleteHours, _ = parseDeleteWhen(o.DeleteWhen)
-	s.dispatchIdle = sync.NewCond(&s.mu)
+	s.pend.idle = sync.NewCond(&s.pend)
 	s.mu.nextQueueOffset = make(map[queueKey]int64)
 	s.cqs.m = make(map[queueKey]*consumeQueue)
 	s.flush.done = make(chan struct{})
@@ -151,11 +160,8 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.mu.closed = true
-	for len(s.mu.pending) > 0 || s.dispatchBusy {
-		s.wake(s.dispatchReq)
-		s.dispatchIdle.Wait()
-	}
 	s.mu.Unlock()
+	s.waitDispatched()
 	close(s.done)
 	s.wg.Wait()
 
@@ -294,16 +300,10 @@ func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool)
 	}
 
 	s.mu.Lock()
-	pendingBefore := len(s.mu.pending)
 	res, err = s.writeLocked(buf, msgs, res)
 	s.mu.Unlock()
 	if err != nil {
 		return res, err
-	}
-	if pendingBefore == 0 {
-		// The dispatcher drains the whole list each time it wakes, so only
-		// the append that makes the list non-empty needs to wake it.
-		s.wake(s.dispatchReq)
 	}
 	if s.opts.FlushDiskType == SyncFlush {
 		s.wake(s.flushReq)
@@ -341,7 +341,6 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 	if !consumable {
 		queueOffset = 0
 	}
-	pendingBefore := len(s.mu.pending)
 	for i, rec := 0, buf; i < len(msgs); i++ {
 		m := msgs[i]
 		size, _, _ := message.PeekSize(rec)
@@ -350,15 +349,9 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		if res.RecordOffsets != nil {
 			res.RecordOffsets[i] = m.CommitLogOffset
 		}
-		s.mu.pending = append(s.mu.pending, dispatchItem{
-			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
-			size: size, tagsCode: message.TagsCode(m.Properties[message.PropertyTags]), storeTimestamp: now,
-			keys: m.Properties[message.PropertyKeys], uniqKey: m.Properties[message.PropertyUniqKey],
-		})
 		rec = rec[size:]
 	}
 	if err := seg.write(buf, pos-seg.start); err != nil {
-		s.mu.pending = s.mu.pending[:pendingBefore]
 		// Nothing is acknowledged and the end does not move: the next
 		// append overwrites whatever part of buf landed, and if none comes
 		// before a crash, recovery cuts it as a torn record.
@@ -368,16 +361,60 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		s.diskFull.Store(true)
 		return AppendResult{Status: DiskFull}, fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
-	s.log.written.Store(pos + int64(len(buf)))
-	if seg.needsPrefault(pos + int64(len(buf))) {
+	end := pos + int64(len(buf))
+	s.log.written.Store(end)
+	if seg.needsPrefault(end) {
 		s.wake(s.prefaultReq)
 	}
+	if end-seg.start > s.opts.SegmentSize/2 && !seg.nextAsked.Load() {
+		seg.nextAsked.Store(true)
+		s.wake(s.prefaultReq) // create the next segment ahead of need
+	}
+	s.addPending(buf, msgs, consumable)
 	if consumable {
 		s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
 	}
 	res.Status, res.QueueOffset, res.CommitLogOffset = PutOK, queueOffset, pos
 	res.StoreTimestamp, res.Count, res.WroteBytes = now, len(msgs), len(buf)
 	return res, nil
+}
+
+// addPending hands the written records of msgs (encoded in buf) to the
+// dispatcher, waking it if it sleeps. s.mu must be held (log order).
+func (s *Store) addPending(buf []byte, msgs []*message.Message, consumable bool) {
+	s.pend.Lock()
+	for _, m := range msgs {
+		size, _, _ := message.PeekSize(buf)
+		buf = buf[size:]
+		s.pend.items = append(s.pend.items, dispatchItem{
+			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
+			size: size, tagsCode: message.TagsCode(m.Properties[message.PropertyTags]), storeTimestamp: m.StoreTimestamp,
+			keys: m.Properties[message.PropertyKeys], uniqKey: m.Properties[message.PropertyUniqKey],
+		})
+	}
+	// The dispatcher takes the whole list each time round and sleeps only
+	// when it found the list empty, so only an append that finds it asleep
+	// wakes it: one wake-up per sleep, not one per append.
+	wake := s.pend.sleeping
+	s.pend.sleeping = false
+	s.pend.Unlock()
+	if wake {
+		s.wake(s.dispatchReq)
+	}
+}
+
+// waitDispatched blocks until every record added so far is dispatched.
+func (s *Store) waitDispatched() {
+	s.pend.Lock()
+	for len(s.pend.items) > 0 || s.pend.busy {
+		s.pend.Unlock()
+		s.wake(s.dispatchReq)
+		s.pend.Lock()
+		if len(s.pend.items) > 0 || s.pend.busy {
+			s.pend.idle.Wait()
+		}
+	}
+	s.pend.Unlock()
 }
 
 // isConsumable reports whether a message with this sysflag gets a queue
@@ -401,7 +438,8 @@ func statusFor(err error) AppendStatus {
 // when they do not fit. s.mu must be held.
 func (s *Store) segmentForWriteLocked(n int64) (*segment, int64, error) {
 	pos := s.log.written.Load()
-	seg := s.log.last()
+	// Not the newest segment: the prefaulter creates the next one early.
+	seg := s.log.segmentFor(pos)
 	size := s.opts.SegmentSize
 	if seg != nil && pos < seg.start+size && pos+n+format.BlankSize <= seg.start+size {
 		return seg, pos, nil
@@ -578,7 +616,8 @@ func (s *Store) Stats() Stats {
 	}
 }
 
-// runPrefaulter keeps the pages ahead of the write position present.
+// runPrefaulter keeps the pages ahead of the write position present and,
+// once the active segment is half full, creates the next one.
 func (s *Store) runPrefaulter() {
 	for {
 		select {
@@ -586,6 +625,12 @@ func (s *Store) runPrefaulter() {
 			return
 		case <-s.prefaultReq:
 			s.log.prefault()
+			pos := s.log.written.Load()
+			if seg := s.log.segmentFor(pos); seg != nil && pos-seg.start > s.opts.SegmentSize/2 && s.stickyErr() == nil {
+				if err := s.log.createNext(); err != nil {
+					s.opts.Logger.Warn("store: create next segment ahead", "err", err)
+				}
+			}
 		}
 	}
 }

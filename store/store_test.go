@@ -50,14 +50,7 @@ func newMsg(topic string, qid int32, body []byte, tag, keys, uniq string) *messa
 }
 
 // waitDispatched blocks until every appended record is in the queues.
-func waitDispatched(s *Store) {
-	s.mu.Lock()
-	for len(s.mu.pending) > 0 || s.dispatchBusy {
-		s.wake(s.dispatchReq)
-		s.dispatchIdle.Wait()
-	}
-	s.mu.Unlock()
-}
+func waitDispatched(s *Store) { s.waitDispatched() }
 
 func mustAppend(t testing.TB, s *Store, m *message.Message) AppendResult {
 	t.Helper()

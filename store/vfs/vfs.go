@@ -84,8 +84,10 @@ type Mapper interface {
 func Unmap(b []byte) error { return unmap(b) }
 
 // Prefault makes the pages of a shared file mapping present in the page
-// cache and mapped (MADV_POPULATE_READ) without dirtying them, so later
-// writes skip page allocation and zeroing. One call for many pages is much
-// cheaper than faulting them one by one. It is a hint: an error (old
-// kernels) can be ignored.
+// cache and mapped writable (MADV_POPULATE_WRITE, or MADV_POPULATE_READ
+// where that is missing), so later writes through the mapping skip page
+// allocation, zeroing and the write fault. The pages become dirty (they are
+// written back at the next fsync even if nothing was stored in them yet).
+// One call for many pages is much cheaper than faulting them one by one. It
+// is a hint: an error (old kernels) can be ignored.
 func Prefault(b []byte) error { return prefault(b) }
