@@ -3,14 +3,21 @@ package broker
 import (
 	"github.com/apogeemq/apogee/remoting/code"
 	"github.com/apogeemq/apogee/remoting/transport"
+	"github.com/apogeemq/apogee/store"
 )
 
 // routes registers every request code the broker answers.
 func (b *Broker) routes(mux *transport.Mux) {
-	// send.go
-	mux.HandleFunc(code.SendMessage, b.handleSend)
-	mux.HandleFunc(code.SendMessageV2, b.handleSend)
-	mux.HandleFunc(code.SendBatchMessage, b.handleSend)
+	// send.go. Under ASYNC_FLUSH a send returns as soon as its message is in the page cache, so it
+	// runs on the connection's reader goroutine (measured: fewer goroutine hand-offs per send); under
+	// SYNC_FLUSH it waits for its group's fsync and must leave the reader free for the rest of the group.
+	send := mux.HandleFunc
+	if b.opts.Store.FlushDiskType == store.AsyncFlush {
+		send = mux.HandleInline
+	}
+	send(code.SendMessage, b.handleSend)
+	send(code.SendMessageV2, b.handleSend)
+	send(code.SendBatchMessage, b.handleSend)
 	// reply.go
 	mux.HandleFunc(code.SendReplyMessage, b.handleSendReply)
 	mux.HandleFunc(code.SendReplyMessageV2, b.handleSendReply)

@@ -17,13 +17,24 @@ import (
 	"github.com/apogeemq/apogee/store"
 )
 
-// sendV2Names maps the one-letter field names of SendMessageRequestHeaderV2 (codes 310 and 320) to
-// the long names of SendMessageRequestHeader (codes 10 and 324).
-var sendV2Names = map[string]string{
-	"a": "producerGroup", "b": "topic", "c": "defaultTopic", "d": "defaultTopicQueueNums", "e": "queueId",
-	"f": "sysFlag", "g": "bornTimestamp", "h": "flag", "i": "properties", "j": "reconsumeTimes",
-	"k": "unitMode", "l": "maxReconsumeTimes", "m": "batch", "n": "brokerName",
-}
+// sendField is a field of a send request header by its long name (SendMessageRequestHeader, codes 10
+// and 324) and its one-letter name (SendMessageRequestHeaderV2, codes 310, 320 and 325).
+type sendField struct{ long, short string }
+
+var (
+	fieldProducerGroup     = sendField{"producerGroup", "a"}
+	fieldTopic             = sendField{"topic", "b"}
+	fieldDefaultTopic      = sendField{"defaultTopic", "c"}
+	fieldDefaultQueueNums  = sendField{"defaultTopicQueueNums", "d"}
+	fieldQueueID           = sendField{"queueId", "e"}
+	fieldSysFlag           = sendField{"sysFlag", "f"}
+	fieldBornTimestamp     = sendField{"bornTimestamp", "g"}
+	fieldFlag              = sendField{"flag", "h"}
+	fieldProperties        = sendField{"properties", "i"}
+	fieldReconsumeTimes    = sendField{"reconsumeTimes", "j"}
+	fieldMaxReconsumeTimes = sendField{"maxReconsumeTimes", "l"}
+	fieldBatch             = sendField{"batch", "m"}
+)
 
 // sendHeader is a parsed send request header.
 type sendHeader struct {
@@ -43,41 +54,39 @@ type sendHeader struct {
 }
 
 func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
-	ext := req.ExtFields
+	short := false
 	if c := req.RequestCode(); c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2 {
-		if _, short := ext["b"]; short {
-			long := make(map[string]string, len(ext))
-			for k, v := range ext {
-				if n, ok := sendV2Names[k]; ok {
-					k = n
-				}
-				long[k] = v
-			}
-			ext = long
+		_, short = req.ExtFields[fieldTopic.short]
+	}
+	name := func(f sendField) string {
+		if short {
+			return f.short
 		}
+		return f.long
 	}
-	r := remoting.ReadExt(&remoting.Command{ExtFields: ext})
+	r := remoting.ReadExt(req)
 	h := &sendHeader{
-		producerGroup:         r.String("producerGroup"),
-		topic:                 r.String("topic"),
-		defaultTopic:          r.String("defaultTopic"),
-		defaultTopicQueueNums: r.Int32("defaultTopicQueueNums"),
-		queueID:               r.Int32("queueId"),
-		sysFlag:               r.Int32("sysFlag"),
-		bornTimestamp:         r.Int64("bornTimestamp"),
-		flag:                  r.Int32("flag"),
-		properties:            r.OptString("properties"),
-		reconsumeTimes:        r.OptInt32("reconsumeTimes", 0),
-		maxReconsumeTimes:     r.OptInt32("maxReconsumeTimes", 0),
-		batch:                 r.OptBool("batch", false),
+		producerGroup:         r.String(name(fieldProducerGroup)),
+		topic:                 r.String(name(fieldTopic)),
+		defaultTopic:          r.String(name(fieldDefaultTopic)),
+		defaultTopicQueueNums: r.Int32(name(fieldDefaultQueueNums)),
+		queueID:               r.Int32(name(fieldQueueID)),
+		sysFlag:               r.Int32(name(fieldSysFlag)),
+		bornTimestamp:         r.Int64(name(fieldBornTimestamp)),
+		flag:                  r.Int32(name(fieldFlag)),
+		properties:            r.OptString(name(fieldProperties)),
+		reconsumeTimes:        r.OptInt32(name(fieldReconsumeTimes), 0),
+		maxReconsumeTimes:     r.OptInt32(name(fieldMaxReconsumeTimes), 0),
+		batch:                 r.OptBool(name(fieldBatch), false),
 	}
-	_, h.hasMaxReconsumeTimes = ext["maxReconsumeTimes"]
+	_, h.hasMaxReconsumeTimes = req.ExtFields[name(fieldMaxReconsumeTimes)]
 	return h, r.Err()
 }
 
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
 func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
 	resp := remoting.NewResponse(c, remark)
+	resp.ExtFields = make(map[string]string, 8) // sized for the answer's fields: allocated once
 	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
 	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
 	return resp

@@ -111,12 +111,35 @@ func (c *core) invoke(ctx context.Context, addr string, req *remoting.Command) (
 	defer cancel()
 	resp, err := c.tc.Invoke(ctx, addr, req)
 	if err != nil {
-		if errors.Is(err, transport.ErrClientClosed) {
-			return nil, ErrClosed
-		}
-		return nil, fmt.Errorf("client: %s to %s: %w", req.RequestCode(), addr, err)
+		return nil, transportErr(req, addr, err)
 	}
 	return resp, nil
+}
+
+// invokeAsync sends req to addr and calls cb with the answer or the failure, on a goroutine of the
+// transport's pool, once timeout (if positive) or ctx ends the wait. If it returns an error, cb is not
+// called.
+func (c *core) invokeAsync(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
+	if c.closed() {
+		return ErrClosed
+	}
+	err := c.tc.InvokeAsync(ctx, addr, req, timeout, func(resp *remoting.Command, err error) {
+		if err != nil {
+			err = transportErr(req, addr, err)
+		}
+		cb(resp, err)
+	})
+	if err != nil {
+		return transportErr(req, addr, err)
+	}
+	return nil
+}
+
+func transportErr(req *remoting.Command, addr string, err error) error {
+	if errors.Is(err, transport.ErrClientClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("client: %s to %s: %w", req.RequestCode(), addr, err)
 }
 
 // call is invoke that turns an answer other than SUCCESS into a *ResponseError.

@@ -226,7 +226,9 @@ func (p *Producer) Send(ctx context.Context, msgs ...*Message) ([]*SendResult, e
 
 // SendAsync sends msg in the background and calls promise exactly once with the outcome, on a
 // goroutine of the producer (promise may be nil). It waits while WithMaxAsyncInflight sends are in
-// flight; if ctx ends or the producer closes meanwhile, promise gets that error.
+// flight; if ctx ends or the producer closes meanwhile, promise gets that error. The first send to a
+// topic also waits for its route. No goroutine waits for the broker's answer: attempts go out from
+// here and from the callbacks of earlier ones.
 func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*SendResult, error)) {
 	if promise == nil {
 		promise = func(*SendResult, error) {}
@@ -249,12 +251,100 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*Se
 	}
 	p.mu.wg.Add(1)
 	p.mu.RUnlock()
-	go func() {
-		defer p.mu.wg.Done()
-		r, err := p.prepareAndSend(ctx, msg)
-		<-p.async
-		promise(r, err)
-	}()
+	a := &asyncSend{p: p, ctx: ctx, msg: msg, promise: promise}
+	req, err := p.prepare(msg)
+	if err != nil {
+		a.finish(nil, err, true)
+		return
+	}
+	a.req = req
+	if p.cfg.sendTimeout > 0 {
+		a.deadline = time.Now().Add(p.cfg.sendTimeout)
+	}
+	a.next(true)
+}
+
+// asyncSend is one SendAsync in progress. It makes the attempts sendWithRetries makes, under the
+// same rules, but each answer arrives on a transport callback that completes the send or starts the
+// next attempt.
+type asyncSend struct {
+	p          *Producer
+	ctx        context.Context
+	msg        *Message
+	req        *sendRequest
+	deadline   time.Time // zero: no send timeout
+	attempts   int
+	lastBroker string
+	lastErr    error
+	promise    func(*SendResult, error)
+}
+
+// next starts the next attempt, or completes the send when none is left. inCaller is true on the
+// goroutine that called SendAsync.
+func (a *asyncSend) next(inCaller bool) {
+	p := a.p
+	for a.attempts <= p.cfg.retries {
+		var timeout time.Duration
+		if !a.deadline.IsZero() {
+			timeout = time.Until(a.deadline)
+		}
+		if a.attempts > 0 && (a.ctx.Err() != nil || timeout < 0) {
+			break
+		}
+		a.attempts++
+		mq, addr, err := p.target(a.ctx, a.msg, a.lastBroker)
+		if err == nil {
+			start := time.Now()
+			cmd := a.req.command(p.cfg.group, mq, p.cfg.now())
+			reqCode := cmd.RequestCode()
+			err = p.c.invokeAsync(a.ctx, addr, cmd, timeout, func(resp *remoting.Command, err error) {
+				var res *SendResult
+				if err == nil {
+					res, err = parseSendResponse(resp, reqCode, addr, mq, a.req.uniqKey)
+				}
+				p.record(a.msg, mq, start, err)
+				if err == nil {
+					a.finish(res, nil, false)
+				} else if a.failed(mq.BrokerName, err, false) {
+					a.next(false)
+				}
+			})
+			releaseCommand(cmd)
+			if err == nil {
+				return // the callback carries on
+			}
+			p.record(a.msg, mq, start, err)
+		}
+		if !a.failed(mq.BrokerName, err, inCaller) {
+			return
+		}
+	}
+	a.finish(nil, a.lastErr, inCaller)
+}
+
+// failed notes a failed attempt and reports whether another may follow; if not, it completes the send.
+func (a *asyncSend) failed(broker string, err error, inCaller bool) bool {
+	a.lastErr, a.lastBroker = err, broker
+	if final := a.p.afterFailure(a.msg.Topic, err); final != nil {
+		a.finish(nil, final, inCaller)
+		return false
+	}
+	return true
+}
+
+// finish frees the send's slot and calls the promise, never on the caller's goroutine (which may hold
+// what the promise needs).
+func (a *asyncSend) finish(res *SendResult, err error, inCaller bool) {
+	done := func() {
+		defer a.p.mu.wg.Done()
+		<-a.p.async
+		a.promise(res, err)
+	}
+	if inCaller {
+		go done()
+		return
+	}
+	done()
 }
 
 // SendOneway sends msg without waiting for the broker's answer: one attempt, no result. The message
@@ -282,7 +372,10 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 		p.c.routes.refreshSoon(msg.Topic)
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	if err := p.c.tc.InvokeOneway(ctx, addr, req.command(p.cfg.group, mq, p.cfg.now())); err != nil {
+	cmd := req.command(p.cfg.group, mq, p.cfg.now())
+	err = p.c.tc.InvokeOneway(ctx, addr, cmd)
+	releaseCommand(cmd)
+	if err != nil {
 		return fmt.Errorf("client: oneway send to %s: %w", addr, err)
 	}
 	return nil
@@ -377,31 +470,32 @@ func (p *Producer) sendWithRetries(ctx context.Context, msg *Message, req *sendR
 		if err == nil {
 			return res, nil
 		}
-		if p.c.closed() {
-			return nil, ErrClosed
-		}
 		lastErr, lastBroker = err, broker
-		p.c.routes.refreshSoon(msg.Topic)
-		if !IsRetriable(err) {
-			break
+		if final := p.afterFailure(msg.Topic, err); final != nil {
+			return nil, final
 		}
 	}
 	return nil, lastErr
 }
 
+// afterFailure is what follows a failed attempt: the topic's route is refreshed soon, and the send
+// ends with the returned error if the producer closed or err is not worth another attempt.
+func (p *Producer) afterFailure(topic string, err error) error {
+	if p.c.closed() {
+		return ErrClosed
+	}
+	p.c.routes.refreshSoon(topic)
+	if !IsRetriable(err) {
+		return err
+	}
+	return nil
+}
+
 // attempt sends req once to a queue chosen avoiding lastBroker, and returns the broker it used.
 func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, lastBroker string) (*SendResult, string, error) {
-	r, err := p.c.routes.get(ctx, msg.Topic, true)
+	mq, addr, err := p.target(ctx, msg, lastBroker)
 	if err != nil {
-		return nil, "", err
-	}
-	mq, err := p.selectQueue(r, msg, lastBroker)
-	if err != nil {
-		return nil, "", err
-	}
-	addr := p.c.routes.masterAddr(mq.BrokerName)
-	if addr == "" {
-		return nil, mq.BrokerName, fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+		return nil, mq.BrokerName, err
 	}
 	start := time.Now()
 	cmd := req.command(p.cfg.group, mq, p.cfg.now())
@@ -410,13 +504,36 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 	if err == nil {
 		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)
 	}
+	releaseCommand(cmd)
+	p.record(msg, mq, start, err)
+	return res, mq.BrokerName, err
+}
+
+// target picks the queue of one attempt, avoiding lastBroker, and its master's address.
+func (p *Producer) target(ctx context.Context, msg *Message, lastBroker string) (MessageQueue, string, error) {
+	r, err := p.c.routes.get(ctx, msg.Topic, true)
+	if err != nil {
+		return MessageQueue{}, "", err
+	}
+	mq, err := p.selectQueue(r, msg, lastBroker)
+	if err != nil {
+		return MessageQueue{}, "", err
+	}
+	addr := p.c.routes.masterAddr(mq.BrokerName)
+	if addr == "" {
+		return mq, "", fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+	}
+	return mq, addr, nil
+}
+
+// record notes how an attempt that started at start went, for fault avoidance and the send hook.
+func (p *Producer) record(msg *Message, mq MessageQueue, start time.Time, err error) {
 	latency := time.Since(start)
 	if p.cfg.faultAvoidance {
 		// A broker that failed in a way another broker may not (busy, unreachable, slow) is avoided.
 		p.faults.record(mq.BrokerName, latency, err != nil && IsRetriable(err))
 	}
 	p.cfg.common.onSend(msg.Topic, mq.BrokerName, latency, err)
-	return res, mq.BrokerName, err
 }
 
 // selectQueue picks the queue of one attempt.
@@ -495,27 +612,41 @@ func compress(b []byte, level int) ([]byte, bool) {
 }
 
 // command builds the SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request for queue mq, with the
-// one-letter header Java producers send (PROTOCOL.md §2.4).
+// one-letter header Java producers send (PROTOCOL.md §2.4). The transport encodes a request before
+// its send call returns, so the caller hands the header back with releaseCommand then.
 func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *remoting.Command {
 	c := code.SendMessageV2
 	if r.batch {
 		c = code.SendBatchMessage
 	}
-	ext := map[string]string{
-		"a": group,
-		"b": r.topic,
-		"c": body.AutoCreateTopicTemplate,
-		"d": strconv.Itoa(defaultTopicQueueNums),
-		"e": strconv.Itoa(int(mq.QueueID)),
-		"f": strconv.Itoa(int(r.sysFlag)),
-		"g": strconv.FormatInt(now.UnixMilli(), 10),
-		"h": strconv.Itoa(int(r.flag)),
-		"i": r.properties,
-		"j": "0",
-		"k": "false",
-		"m": strconv.FormatBool(r.batch),
-	}
+	ext := sendHeaders.Get().(map[string]string)
+	ext["a"] = group
+	ext["b"] = r.topic
+	ext["c"] = body.AutoCreateTopicTemplate
+	ext["d"] = defaultTopicQueueNumsText
+	ext["e"] = strconv.Itoa(int(mq.QueueID))
+	ext["f"] = strconv.Itoa(int(r.sysFlag))
+	ext["g"] = strconv.FormatInt(now.UnixMilli(), 10)
+	ext["h"] = strconv.Itoa(int(r.flag))
+	ext["i"] = r.properties
+	ext["j"] = "0"
+	ext["k"] = "false"
+	ext["m"] = strconv.FormatBool(r.batch)
 	return remoting.NewRequest(c, ext, r.body)
+}
+
+var (
+	defaultTopicQueueNumsText = strconv.Itoa(defaultTopicQueueNums)
+	// sendHeaders recycles the header maps of send requests: one map per send was a tenth of the
+	// producer's allocations.
+	sendHeaders = sync.Pool{New: func() any { return make(map[string]string, 12) }}
+)
+
+// releaseCommand returns the header of a command from command for reuse; cmd must not be used after.
+func releaseCommand(cmd *remoting.Command) {
+	clear(cmd.ExtFields)
+	sendHeaders.Put(cmd.ExtFields)
+	cmd.ExtFields = nil
 }
 
 // parseSendResponse turns a send answer into a result or an error.

@@ -14,6 +14,7 @@ import (
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/remoting"
 	"github.com/apogeemq/apogee/remoting/code"
+	"github.com/apogeemq/apogee/remoting/transport"
 )
 
 func newTestProducer(t *testing.T, f *fakeCluster, opts ...ProducerOpt) *Producer {
@@ -257,6 +258,52 @@ func TestProducerAsyncAndClose(t *testing.T) {
 	p.SendAsync(context.Background(), &Message{Topic: "T", Body: []byte("x")}, func(_ *SendResult, err error) { done <- err })
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("async send after close: %v", err)
+	}
+}
+
+func TestProducerAsyncRetriesAndTimesOut(t *testing.T) {
+	f := newFakeCluster(t, "broker-a", "broker-b").start()
+	f.addTopic("T", 2)
+	f.brokers[0].fail(code.SystemBusy, 0)
+	p := newTestProducer(t, f)
+	for i := range 6 {
+		done := make(chan *SendResult, 1)
+		p.SendAsync(context.Background(), &Message{Topic: "T", Body: []byte("x")}, func(r *SendResult, err error) {
+			if err != nil {
+				t.Errorf("async send %d: %v", i, err)
+			}
+			done <- r
+		})
+		if r := <-done; r != nil && r.Queue.BrokerName != "broker-b" {
+			t.Fatalf("async send %d stored on %s", i, r.Queue.BrokerName)
+		}
+	}
+	if n := len(f.brokers[0].received()); n < 1 {
+		t.Fatal("the failing broker was never tried")
+	}
+
+	// A broker that never answers: the send fails once the send timeout has passed, without a
+	// goroutine waiting for it.
+	slow := newFakeCluster(t, "broker-slow")
+	release := make(chan struct{})
+	defer close(release)
+	slow.brokers[0].mux.HandleFunc(code.SendMessageV2, func(ctx context.Context, _ *transport.Conn, _ *remoting.Command) *remoting.Command {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	slow.start().addTopic("T", 1)
+	ps := newTestProducer(t, slow, WithSendTimeout(200*time.Millisecond))
+	begin := time.Now()
+	errc := make(chan error, 1)
+	ps.SendAsync(context.Background(), &Message{Topic: "T", Body: []byte("x")}, func(_ *SendResult, err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("async send to a silent broker: %v", err)
+	}
+	if d := time.Since(begin); d < 200*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("async send to a silent broker failed after %s; the send timeout is 200ms", d)
 	}
 }
 

@@ -123,9 +123,9 @@ func AppendFrameHeader(dst []byte, c *Command, bodyLen int) ([]byte, error) {
 	return dst, nil
 }
 
-// sortedKeys returns the ext keys in order, so encodings are deterministic.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys appends the ext keys to keys in order, so encodings are deterministic. Callers pass an
+// array on their stack, so a header of common size costs no allocation.
+func sortedKeys(keys []string, m map[string]string) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -140,7 +140,8 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 	dst = strconv.AppendInt(dst, int64(c.Code), 10)
 	if len(c.ExtFields) > 0 {
 		dst = append(dst, `,"extFields":{`...)
-		for i, k := range sortedKeys(c.ExtFields) {
+		var keys [16]string
+		for i, k := range sortedKeys(keys[:0], c.ExtFields) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -166,7 +167,7 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 }
 
 func decodeJSONHeader(b []byte, c *Command) error {
-	r := jsonReader{b: b}
+	r := jsonReader{b: b, s: string(b)}
 	r.objectStart()
 	for r.nextMember() {
 		key := r.key()
@@ -211,7 +212,8 @@ func appendBinaryHeader(dst []byte, c *Command) []byte {
 	dst = append(dst, c.Remark...)
 	lenAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	for _, k := range sortedKeys(c.ExtFields) {
+	var keys [16]string
+	for _, k := range sortedKeys(keys[:0], c.ExtFields) {
 		v := c.ExtFields[k]
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
 		dst = append(dst, k...)

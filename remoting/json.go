@@ -1,7 +1,9 @@
 package remoting
 
 import (
+	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,7 +18,10 @@ const maxJSONDepth = 64
 
 // jsonReader scans one JSON value with a sticky error.
 type jsonReader struct {
-	b   []byte
+	b []byte
+	// s, if set, is b as a string: strings without escapes are then sliced from it instead of
+	// copied one by one, so a header costs one allocation for all its values.
+	s   string
 	i   int
 	err error
 	// first is true until the first member of the object being read has been seen.
@@ -208,7 +213,12 @@ func (r *jsonReader) str() string {
 	for r.i < len(r.b) {
 		c := r.b[r.i]
 		if c == '"' {
-			s := string(r.b[start:r.i])
+			var s string
+			if r.s != "" {
+				s = r.s[start:r.i]
+			} else {
+				s = string(r.b[start:r.i])
+			}
 			r.i++
 			return s
 		}
@@ -221,18 +231,22 @@ func (r *jsonReader) str() string {
 		}
 		r.i++
 	}
-	buf := append([]byte(nil), r.b[start:r.i]...)
+	// Escapes only shrink the text, so the raw length up to the closing quote bounds the result and
+	// the builder allocates once.
+	var buf strings.Builder
+	buf.Grow(r.i - start + r.escapedLen(r.i))
+	buf.Write(r.b[start:r.i])
 	for r.i < len(r.b) {
 		c := r.b[r.i]
 		switch {
 		case c == '"':
 			r.i++
-			return string(buf)
+			return buf.String()
 		case c < 0x20:
 			r.fail("control character in string")
 			return ""
 		case c != '\\':
-			buf = append(buf, c)
+			buf.WriteByte(c)
 			r.i++
 			continue
 		}
@@ -244,17 +258,17 @@ func (r *jsonReader) str() string {
 		r.i++
 		switch e {
 		case '"', '\\', '/':
-			buf = append(buf, e)
+			buf.WriteByte(e)
 		case 'b':
-			buf = append(buf, '\b')
+			buf.WriteByte('\b')
 		case 'f':
-			buf = append(buf, '\f')
+			buf.WriteByte('\f')
 		case 'n':
-			buf = append(buf, '\n')
+			buf.WriteByte('\n')
 		case 'r':
-			buf = append(buf, '\r')
+			buf.WriteByte('\r')
 		case 't':
-			buf = append(buf, '\t')
+			buf.WriteByte('\t')
 		case 'u':
 			ru := r.hex4()
 			if utf16.IsSurrogate(ru) {
@@ -265,7 +279,7 @@ func (r *jsonReader) str() string {
 				}
 				ru = utf16.DecodeRune(ru, ru2)
 			}
-			buf = utf8.AppendRune(buf, ru)
+			buf.WriteRune(ru)
 		default:
 			r.fail("invalid escape \\%c", e)
 			return ""
@@ -276,6 +290,20 @@ func (r *jsonReader) str() string {
 	}
 	r.fail("unterminated string")
 	return ""
+}
+
+// escapedLen returns the raw length of the rest of a string starting at from, up to its closing quote
+// (or the end of the input).
+func (r *jsonReader) escapedLen(from int) int {
+	for i := from; i < len(r.b); i++ {
+		switch r.b[i] {
+		case '"':
+			return i - from
+		case '\\':
+			i++
+		}
+	}
+	return len(r.b) - from
 }
 
 func (r *jsonReader) hex4() rune {
@@ -295,7 +323,10 @@ func (r *jsonReader) hex4() rune {
 // stringMap reads an object whose values are strings. Numbers and booleans are kept as their text
 // (Java peers always send strings, but a lenient reader costs nothing); null values are dropped.
 func (r *jsonReader) stringMap() map[string]string {
-	m := make(map[string]string, 8)
+	// Each member of a string map has four quotes; counting them in what is left of the header sizes
+	// the map once (a send header has 13 fields, its answer 5) instead of growing it. The bound keeps
+	// a hostile header from buying a large map with quotes alone.
+	m := make(map[string]string, min(bytes.Count(r.b[r.i:], quote)/4, 64))
 	outer := r.first
 	r.objectStart()
 	for r.nextMember() {
@@ -323,6 +354,8 @@ func (r *jsonReader) stringMap() map[string]string {
 	}
 	return m
 }
+
+var quote = []byte{'"'}
 
 // skipValue skips one value of any type.
 func (r *jsonReader) skipValue(depth int) {

@@ -90,14 +90,14 @@ func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command)
 	return conn.Invoke(ctx, req)
 }
 
-// InvokeAsync sends req to addr and calls cb once with the outcome, on its own goroutine. If it
+// InvokeAsync sends req to addr and calls cb once with the outcome, as Conn.InvokeAsync does. If it
 // returns an error, cb is not called.
-func (c *Client) InvokeAsync(ctx context.Context, addr string, req *remoting.Command, cb func(*remoting.Command, error)) error {
+func (c *Client) InvokeAsync(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
 	conn, err := c.Conn(ctx, addr)
 	if err != nil {
 		return err
 	}
-	return conn.InvokeAsync(ctx, req, cb)
+	return conn.InvokeAsync(ctx, req, timeout, cb)
 }
 
 // InvokeOneway sends req to addr with the oneway flag and returns once it is queued.
@@ -209,5 +209,6 @@ func (c *Client) Close() error {
 	for _, conn := range conns {
 		conn.handlers.Wait()
 	}
+	c.cfg.workers.stop()
 	return nil
 }

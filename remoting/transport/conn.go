@@ -44,6 +44,8 @@ type connConfig struct {
 	maxQueuedBytes int
 	logger         *slog.Logger
 	onClose        func(*Conn)
+	workers        *workers // runs handlers and async callbacks
+	inline         Inliner  // the handler's, if it has requests to run on the reader goroutine
 }
 
 // call is a request waiting for its response. Exactly one of ch and cb is set.
@@ -51,7 +53,13 @@ type call struct {
 	ch        chan result
 	cb        func(*remoting.Command, error)
 	stopAfter func() bool // stops the context watcher of an async call
+	deadline  int64       // async calls with a timeout: when the sweep fails it (Unix ns); else 0
 }
+
+// asyncSweep is how often a connection looks for asynchronous calls past their timeout. Timeouts are
+// kept to within this, at the cost of one scan of the pending calls per period, instead of a timer
+// per call.
+const asyncSweep = 50 * time.Millisecond
 
 type result struct {
 	resp *remoting.Command
@@ -76,14 +84,24 @@ type Conn struct {
 		err   error // set once the connection is closed; no new calls after
 	}
 
+	// out holds the frames waiting for the writer. Frames are encoded back to back into chunks from
+	// a pool, so queuing one allocates nothing; a body above smallBody is not copied but queued by
+	// reference after the chunk part before it.
 	out struct {
 		sync.Mutex
-		bufs   net.Buffers
+		chunk  []byte      // the chunk being filled
+		cut    int         // chunk[:cut] is already in segs
+		segs   net.Buffers // chunk parts and large bodies, in order, before chunk[cut:]
+		full   []*[]byte   // chunks to give back to the pool once written
 		bytes  int
 		closed bool // no more frames are accepted
 	}
 	outReady chan struct{} // cap 1: frames were queued
 	outSpace chan struct{} // cap 1: the writer drained the queue
+	vec      net.Buffers   // the writer's: reused for each vectored write
+	written  []*[]byte     // the writer's: the chunks of the write in progress
+
+	sweepOnce sync.Once // starts the sweep of timed-out async calls
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,30 +199,67 @@ func (c *Conn) Invoke(ctx context.Context, req *remoting.Command) (*remoting.Com
 	}
 }
 
-// InvokeAsync sends req and calls cb exactly once, on its own goroutine, with the response or with the
-// error that ended the call (ctx's error, or ErrConnClosed). If InvokeAsync returns an error, cb is
-// not called.
-func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, cb func(*remoting.Command, error)) error {
+// InvokeAsync sends req and calls cb exactly once, on a goroutine of the connection's pool, with the
+// response or with the error that ended the call: ctx's error, context.DeadlineExceeded once timeout
+// (if positive) has passed, or ErrConnClosed. The timeout costs no timer; it is kept to within
+// asyncSweep. If InvokeAsync returns an error, cb is not called.
+func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
 	cl := &call{cb: cb}
+	if timeout > 0 {
+		cl.deadline = time.Now().Add(timeout).UnixNano()
+		c.sweepOnce.Do(func() { go c.sweepLoop() })
+	}
 	opaque, err := c.register(cl)
 	if err != nil {
 		return err
 	}
-	// The watcher is installed under the pending lock's protection by the take protocol: whoever takes
-	// the call from the table first completes it.
-	cl.stopAfter = context.AfterFunc(ctx, func() {
-		if c.take(opaque) != nil {
-			c.runCallback(cb, nil, ctx.Err())
-		}
-	})
+	if ctx.Done() != nil {
+		// Whoever takes the call from the pending table first completes it: the response, this
+		// watcher, the sweep or a close.
+		cl.stopAfter = context.AfterFunc(ctx, func() {
+			if c.take(opaque) != nil {
+				c.runCallback(cb, nil, ctx.Err())
+			}
+		})
+	}
 	if err := c.sendRequest(ctx, req, opaque, 0); err != nil {
 		if c.take(opaque) != nil {
-			cl.stopAfter()
+			if cl.stopAfter != nil {
+				cl.stopAfter()
+			}
 			return err
 		}
-		return nil // already completed by the context watcher or a close
+		return nil // already completed by the context watcher, the sweep or a close
 	}
 	return nil
+}
+
+// sweepLoop fails the asynchronous calls whose timeout has passed, until the connection closes.
+func (c *Conn) sweepLoop() {
+	tick := time.NewTicker(asyncSweep)
+	defer tick.Stop()
+	var expired []*call
+	for {
+		select {
+		case <-c.closing:
+			return
+		case now := <-tick.C:
+			deadline := now.UnixNano()
+			c.pending.Lock()
+			for opaque, cl := range c.pending.calls {
+				if cl.deadline != 0 && cl.deadline <= deadline {
+					delete(c.pending.calls, opaque)
+					expired = append(expired, cl)
+				}
+			}
+			c.pending.Unlock()
+			for i, cl := range expired {
+				c.complete(cl, nil, context.DeadlineExceeded)
+				expired[i] = nil
+			}
+			expired = expired[:0]
+		}
+	}
 }
 
 // InvokeOneway sends req with the oneway flag; no response is expected. It returns once the request is
@@ -246,10 +301,10 @@ func (c *Conn) complete(cl *call, resp *remoting.Command, err error) {
 
 func (c *Conn) runCallback(cb func(*remoting.Command, error), resp *remoting.Command, err error) {
 	c.handlers.Add(1)
-	go func() {
+	c.cfg.workers.run(func() {
 		defer c.handlers.Done()
 		cb(resp, err)
-	}()
+	})
 }
 
 func (c *Conn) sendRequest(ctx context.Context, req *remoting.Command, opaque int32, extraFlag int32) error {
@@ -263,38 +318,22 @@ func (c *Conn) sendRequest(ctx context.Context, req *remoting.Command, opaque in
 func (c *Conn) send(ctx context.Context, cmd *remoting.Command) error {
 	body := cmd.Body
 	bodyLen := len(body)
-	inline := bodyLen <= smallBody
-	capacity := 256
-	if inline {
-		capacity += bodyLen
-	}
-	buf, err := remoting.AppendFrameHeader(make([]byte, 0, capacity), cmd, bodyLen)
-	if err != nil {
-		return err
-	}
 	if bodyLen > c.cfg.maxFrame {
 		return fmt.Errorf("%w: body of %d bytes exceeds the frame limit %d", remoting.ErrFrameTooLarge, bodyLen, c.cfg.maxFrame)
 	}
-	if inline {
-		buf = append(buf, body...)
-	}
-	size := len(buf)
-	if !inline {
-		size += bodyLen
-	}
+	estimate := bodyLen + 512 // the header's size is known once it is encoded
 	for {
 		c.out.Lock()
 		if c.out.closed {
 			c.out.Unlock()
 			return c.closedErr()
 		}
-		if c.out.bytes == 0 || c.out.bytes+size <= c.cfg.maxQueuedBytes {
-			c.out.bufs = append(c.out.bufs, buf)
-			if !inline {
-				c.out.bufs = append(c.out.bufs, body)
-			}
-			c.out.bytes += size
+		if c.out.bytes == 0 || c.out.bytes+estimate <= c.cfg.maxQueuedBytes {
+			err := c.queueLocked(cmd)
 			c.out.Unlock()
+			if err != nil {
+				return err
+			}
 			select {
 			case c.outReady <- struct{}{}:
 			default:
@@ -310,6 +349,53 @@ func (c *Conn) send(ctx context.Context, cmd *remoting.Command) error {
 			return c.closedErr()
 		}
 	}
+}
+
+// chunkSize is the size of the buffers frames are encoded into.
+const chunkSize = 64 << 10
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+// queueLocked encodes cmd into the current chunk, starting a new one when the frame may not fit.
+func (c *Conn) queueLocked(cmd *remoting.Command) error {
+	body := cmd.Body
+	inline := len(body) <= smallBody
+	need := 512
+	if inline {
+		need += len(body)
+	}
+	if c.out.chunk == nil || cap(c.out.chunk)-len(c.out.chunk) < need {
+		c.sealLocked()
+		p := chunks.Get().(*[]byte)
+		c.out.full = append(c.out.full, p)
+		c.out.chunk, c.out.cut = (*p)[:0], 0
+	}
+	start := len(c.out.chunk)
+	// A header larger than the room left makes append move the chunk to a new array; that array is
+	// garbage after the write, and the pooled one is still given back.
+	buf, err := remoting.AppendFrameHeader(c.out.chunk, cmd, len(body))
+	if err != nil {
+		return err
+	}
+	if inline {
+		buf = append(buf, body...)
+	} else {
+		// The full slice expression keeps later appends from reaching into the queued part.
+		c.out.segs = append(c.out.segs, buf[c.out.cut:len(buf):len(buf)], body)
+		c.out.cut = len(buf)
+		c.out.bytes += len(body)
+	}
+	c.out.bytes += len(buf) - start
+	c.out.chunk = buf
+	return nil
+}
+
+// sealLocked moves the unqueued part of the current chunk to segs; the chunk is not filled further.
+func (c *Conn) sealLocked() {
+	if c.out.cut < len(c.out.chunk) {
+		c.out.segs = append(c.out.segs, c.out.chunk[c.out.cut:len(c.out.chunk):len(c.out.chunk)])
+	}
+	c.out.chunk, c.out.cut = nil, 0
 }
 
 func (c *Conn) closedErr() error {
@@ -341,13 +427,19 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// flush writes everything queued with one vectored write. Only the writer goroutine calls it.
 func (c *Conn) flush() error {
 	c.out.Lock()
-	bufs := c.out.bufs
-	c.out.bufs = nil
+	c.sealLocked()
+	vec := append(c.vec[:0], c.out.segs...)
+	clear(c.out.segs) // drop the references to bodies
+	c.out.segs = c.out.segs[:0]
+	written := append(c.written[:0], c.out.full...)
+	clear(c.out.full)
+	c.out.full = c.out.full[:0]
 	c.out.bytes = 0
 	c.out.Unlock()
-	if len(bufs) == 0 {
+	if len(vec) == 0 {
 		return nil
 	}
 	select {
@@ -357,7 +449,15 @@ func (c *Conn) flush() error {
 	if c.cfg.writeTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
 	}
-	_, err := bufs.WriteTo(c.nc)
+	w := vec // WriteTo consumes its receiver
+	_, err := w.WriteTo(c.nc)
+	clear(vec)
+	c.vec = vec[:0]
+	for i, p := range written {
+		chunks.Put(p)
+		written[i] = nil
+	}
+	c.written = written[:0]
 	return err
 }
 
@@ -390,7 +490,11 @@ func (c *Conn) readLoop() {
 			return
 		}
 		c.handlers.Add(1)
-		go c.serve(cmd)
+		if c.cfg.inline != nil && c.cfg.inline.Inline(cmd.RequestCode()) {
+			c.serve(cmd)
+			continue
+		}
+		c.cfg.workers.run(func() { c.serve(cmd) })
 	}
 }
 

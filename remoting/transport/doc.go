@@ -18,9 +18,11 @@
 //	defer cl.Close()
 //	resp, err := cl.Invoke(ctx, "127.0.0.1:9876", remoting.NewRequest(code.GetRouteinfoByTopic, ext, nil))
 //
-// Every request is handled on its own goroutine, so a handler may block (long polling does) without
-// holding up the connection; responses are written in completion order, each frame whole. A malformed
-// or oversized frame closes its connection and nothing else. Handlers must not keep a request's Body
+// Every request is handled on a goroutine of its own (taken from a pool of reused ones), so a handler
+// may block (long polling does) without holding up the connection, unless its Mux marks it inline:
+// fast handlers run on the connection's reader goroutine and save the hand-off. Responses are written
+// in completion order, each frame whole, batched into one vectored write when several are queued. A
+// malformed or oversized frame closes its connection and nothing else. Handlers must not keep a request's Body
 // after they return unless they copy it; it aliases the read buffer of that one frame only, so keeping
 // it is safe but pins the frame.
 package transport

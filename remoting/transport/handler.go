@@ -11,7 +11,8 @@ import (
 // none for oneway requests). The transport fills in the response's opaque, flag and serialize type.
 //
 // ctx is cancelled when the connection closes or the server shuts down; a handler that waits (long
-// polling) must watch it. Handlers run concurrently, also for one connection.
+// polling) must watch it. Handlers run concurrently, also for one
+// connection, except those a Mux runs inline (see Inliner).
 type Handler interface {
 	ServeRemoting(ctx context.Context, conn *Conn, req *remoting.Command) *remoting.Command
 }
@@ -29,16 +30,40 @@ func (f HandlerFunc) ServeRemoting(ctx context.Context, conn *Conn, req *remotin
 // registration and dispatch.
 type Mux struct {
 	handlers map[code.Request]Handler
+	inline   map[code.Request]bool
 }
 
 // NewMux returns an empty Mux.
-func NewMux() *Mux { return &Mux{handlers: make(map[code.Request]Handler)} }
+func NewMux() *Mux {
+	return &Mux{handlers: make(map[code.Request]Handler), inline: make(map[code.Request]bool)}
+}
+
+// Inliner is implemented by a Handler that knows which requests it answers quickly and without
+// waiting on anything but the CPU. Those run on their connection's reader goroutine: no hand-off to
+// another goroutine, at the cost of reading the connection's next request only once the answer is
+// queued. A handler that may wait (long polling, a disk flush per request) must not be inline: it
+// would stall every request behind it on the connection.
+type Inliner interface {
+	Inline(c code.Request) bool
+}
+
+// HandleInline registers h for request code c, to run on the reader goroutine (see Inliner).
+func (m *Mux) HandleInline(c code.Request, h HandlerFunc) {
+	m.handlers[c] = h
+	m.inline[c] = true
+}
+
+// Inline reports whether c was registered with HandleInline.
+func (m *Mux) Inline(c code.Request) bool { return m.inline[c] }
 
 // Handle registers h for request code c, replacing any earlier handler.
-func (m *Mux) Handle(c code.Request, h Handler) { m.handlers[c] = h }
+func (m *Mux) Handle(c code.Request, h Handler) {
+	m.handlers[c] = h
+	delete(m.inline, c)
+}
 
 // HandleFunc registers f for request code c.
-func (m *Mux) HandleFunc(c code.Request, f HandlerFunc) { m.handlers[c] = f }
+func (m *Mux) HandleFunc(c code.Request, f HandlerFunc) { m.Handle(c, f) }
 
 // Handles reports whether a handler is registered for c.
 func (m *Mux) Handles(c code.Request) bool {

@@ -87,6 +87,10 @@ func (cfg *connConfig) ensureDefaults(idle time.Duration) {
 	if cfg.handler == nil {
 		cfg.handler = NewMux()
 	}
+	if cfg.workers == nil {
+		cfg.workers = newWorkers(workerIdle)
+	}
+	cfg.inline, _ = cfg.handler.(Inliner)
 }
 
 // Server accepts remoting connections and dispatches their requests.
@@ -207,6 +211,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.goroutines.Wait()
+	s.cfg.workers.stop()
 	return ctx.Err()
 }
 

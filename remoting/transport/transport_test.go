@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -180,7 +181,7 @@ func TestAsyncAndTimeouts(t *testing.T) {
 	ts := startServer(t, Options{})
 	cl := newClient(t, ClientOptions{})
 	got := make(chan *remoting.Command, 1)
-	err := cl.InvokeAsync(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, []byte("a")),
+	err := cl.InvokeAsync(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, []byte("a")), 0,
 		func(resp *remoting.Command, err error) {
 			if err != nil {
 				t.Error(err)
@@ -202,11 +203,22 @@ func TestAsyncAndTimeouts(t *testing.T) {
 	errs := make(chan error, 1)
 	short2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	if err := cl.InvokeAsync(short2, ts.addr, remoting.NewRequest(codeSlow, nil, nil), func(_ *remoting.Command, err error) { errs <- err }); err != nil {
+	if err := cl.InvokeAsync(short2, ts.addr, remoting.NewRequest(codeSlow, nil, nil), 0, func(_ *remoting.Command, err error) { errs <- err }); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("async timeout: %v", err)
+	}
+	// The same with the timeout argument (the sweep) instead of a context deadline.
+	begin := time.Now()
+	if err := cl.InvokeAsync(context.Background(), ts.addr, remoting.NewRequest(codeSlow, nil, nil), 50*time.Millisecond, func(_ *remoting.Command, err error) { errs <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("async timeout by sweep: %v", err)
+	}
+	if d := time.Since(begin); d < 50*time.Millisecond {
+		t.Fatalf("async call failed after %s, before its 50ms timeout", d)
 	}
 	// The late responses are dropped and the connection stays usable.
 	time.Sleep(400 * time.Millisecond)
@@ -273,7 +285,7 @@ func TestPendingCallsFailWhenConnectionDrops(t *testing.T) {
 		_, err := cl.Invoke(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil))
 		errs <- err
 	}()
-	cl.InvokeAsync(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil), func(_ *remoting.Command, err error) { errs <- err })
+	cl.InvokeAsync(ctx, ts.addr, remoting.NewRequest(codeWait, nil, nil), 0, func(_ *remoting.Command, err error) { errs <- err })
 	waitFor(t, func() bool { return len(ts.Conns()) == 1 })
 	time.Sleep(50 * time.Millisecond) // let both requests reach the server
 	start := time.Now()
@@ -433,7 +445,7 @@ func TestOrderedWritesUnderLoad(t *testing.T) {
 	const n = 200
 	go func() {
 		for i := range n {
-			req := remoting.NewRequest(codeEcho, nil, make([]byte, (i%7)*3000))
+			req := remoting.NewRequest(codeEcho, nil, bytes.Repeat([]byte{byte(i)}, (i%7)*3000))
 			req.Opaque = int32(i + 1)
 			frame, _ := remoting.AppendFrame(nil, req)
 			c.Write(frame)
@@ -449,8 +461,11 @@ func TestOrderedWritesUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Body) != int((resp.Opaque-1)%7)*3000 {
-			t.Fatalf("opaque %d: body %d bytes", resp.Opaque, len(resp.Body))
+		// Small bodies are copied into the write buffer and large ones written from where they are:
+		// both must arrive whole and in their own frame.
+		i := int(resp.Opaque - 1)
+		if !bytes.Equal(resp.Body, bytes.Repeat([]byte{byte(i)}, (i%7)*3000)) {
+			t.Fatalf("opaque %d: body of %d bytes is not the one sent", resp.Opaque, len(resp.Body))
 		}
 		seen[resp.Opaque] = true
 	}

@@ -1,0 +1,98 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apogeemq/apogee/remoting"
+	"github.com/apogeemq/apogee/remoting/code"
+)
+
+func TestWorkersReuseAndNeverQueue(t *testing.T) {
+	w := newWorkers(time.Minute)
+	defer w.stop()
+	done := make(chan struct{})
+	for range 100 { // one at a time: each task finds the previous task's worker idle
+		w.run(func() { done <- struct{}{} })
+		<-done
+		time.Sleep(time.Millisecond) // for the worker to be back waiting
+	}
+	if n := w.began.Load(); n > 10 {
+		t.Fatalf("%d goroutines started for 100 sequential tasks; want the worker reused", n)
+	}
+
+	// A blocked task does not hold up the next one: it gets a worker of its own.
+	block := make(chan struct{})
+	w.run(func() { <-block })
+	ran := make(chan struct{})
+	w.run(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task waited behind a blocked one")
+	}
+	close(block)
+}
+
+func TestWorkersExitWhenIdleOrStopped(t *testing.T) {
+	w := newWorkers(20 * time.Millisecond)
+	w.run(func() {})
+	waitFor(t, func() bool { return w.live.Load() == 0 })
+
+	w = newWorkers(time.Hour)
+	for range 3 {
+		w.run(func() { time.Sleep(10 * time.Millisecond) })
+	}
+	w.stop()
+	waitFor(t, func() bool { return w.live.Load() == 0 })
+	ran := make(chan struct{})
+	w.run(func() { close(ran) }) // still runs after stop
+	<-ran
+}
+
+func TestInlineHandlersRunOnTheReader(t *testing.T) {
+	mux := NewMux()
+	block, blocked := make(chan struct{}), make(chan struct{})
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(block) }) }
+	defer release() // before the server's cleanup, which waits for the handler
+	mux.HandleInline(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		if string(req.Body) == "block" {
+			close(blocked)
+			<-block
+		}
+		return remoting.NewResponse(code.Success, string(req.Body))
+	})
+	ts := startServer(t, Options{Handler: mux})
+	cl := newClient(t, ClientOptions{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, []byte("block")))
+		first <- err
+	}()
+	<-blocked
+	// The blocked inline handler holds up the next request on the same connection: it runs on the
+	// reader, which proves no goroutine was started for it.
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := cl.Invoke(short, ts.addr, remoting.NewRequest(codeEcho, nil, []byte("next"))); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request behind a blocked inline handler: %v, want it held", err)
+	}
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, []byte("after")))
+	if err != nil || resp.Remark != "after" {
+		t.Fatalf("after the block: %v %v", resp, err)
+	}
+	other := NewMux()
+	other.HandleInline(codeEcho, nil)
+	other.HandleFunc(codeEcho, nil) // Handle clears the inline mark
+	if other.Inline(codeEcho) {
+		t.Fatal("HandleFunc kept the inline mark")
+	}
+}
