@@ -162,7 +162,9 @@ func (c *core) pullQueue(ctx context.Context, cfg *consumerCfg, group string, mq
 	}
 	ctx, cancel := context.WithTimeout(ctx, suspend+c.cfg.requestTimeout)
 	defer cancel()
-	resp, err := c.tc.Invoke(ctx, addr, remoting.NewRequest(code.PullMessage, ext, nil))
+	req := remoting.NewRequest(code.PullMessage, ext, nil)
+	req.SerializeType = remoting.RocketMQ // the binary header: cheaper to encode and decode than JSON
+	resp, err := c.tc.Invoke(ctx, addr, req)
 	if err != nil {
 		res.err = err
 		return res

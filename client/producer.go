@@ -632,7 +632,11 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 	ext["j"] = "0"
 	ext["k"] = "false"
 	ext["m"] = strconv.FormatBool(r.batch)
-	return remoting.NewRequest(c, ext, r.body)
+	req := remoting.NewRequest(c, ext, r.body)
+	// The binary header (serializeTypeCurrentRPC ROCKETMQ, which RocketMQ brokers accept as Java
+	// clients can send it): the properties need no JSON escaping, and both sides save the scan.
+	req.SerializeType = remoting.RocketMQ
+	return req
 }
 
 var (

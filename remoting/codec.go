@@ -224,6 +224,25 @@ func appendBinaryHeader(dst []byte, c *Command) []byte {
 	return dst
 }
 
+// countBinaryExt counts the fields of a binary ext block, to size its map; it stops at a malformed
+// length, which decoding then reports.
+func countBinaryExt(b []byte) int {
+	n := 0
+	for len(b) >= 2 {
+		kl := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+kl+4 {
+			break
+		}
+		vl := int(binary.BigEndian.Uint32(b[2+kl:]))
+		if vl < 0 || len(b) < 2+kl+4+vl {
+			break
+		}
+		b = b[2+kl+4+vl:]
+		n++
+	}
+	return n
+}
+
 // binaryReader reads big-endian fields with a sticky error: after the first short read every read
 // returns zero values, and err says where decoding stopped.
 type binaryReader struct {
@@ -274,17 +293,27 @@ func decodeBinaryHeader(b []byte, c *Command) error {
 	c.Flag = int32(r.u32("flag"))
 	c.Remark = string(r.take(int(int32(r.u32("remark length"))), "remark"))
 	extLen := int(int32(r.u32("ext length")))
-	ext := binaryReader{b: r.take(extLen, "ext fields"), err: r.err}
+	block := r.take(extLen, "ext fields")
+	if r.err != nil || len(block) == 0 {
+		return r.err
+	}
+	// One string holds every key and value; names of common fields come from the interned table.
+	all := string(block)
+	c.ExtFields = make(map[string]string, min(countBinaryExt(block), 64))
+	ext := binaryReader{b: block}
 	for ext.err == nil && len(ext.b) > 0 {
+		kAt := len(block) - len(ext.b) + 2
 		k := ext.take(int(ext.u16("ext key length")), "ext key")
+		vAt := len(block) - len(ext.b) + 4
 		v := ext.take(int(int32(ext.u32("ext value length"))), "ext value")
 		if ext.err != nil {
 			break
 		}
-		if c.ExtFields == nil {
-			c.ExtFields = make(map[string]string, 8)
+		key, ok := internedKeys[string(k)] // no allocation: map lookup by []byte
+		if !ok {
+			key = all[kAt : kAt+len(k)]
 		}
-		c.ExtFields[string(k)] = string(v)
+		c.ExtFields[key] = all[vAt : vAt+len(v)]
 	}
 	if ext.err != nil {
 		return ext.err

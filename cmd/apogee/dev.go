@@ -24,6 +24,7 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tuneGCForBroker()
 			o, err := bf.options(cmd, logger)
 			if err != nil {
 				return err
