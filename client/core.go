@@ -101,15 +101,17 @@ func (c *core) close() {
 	})
 }
 
-// invoke sends req to addr and waits for the answer, bounded by the request timeout when ctx has no
-// earlier deadline.
+// invoke sends req to addr and waits for the answer, bounded by the request timeout and by ctx.
 func (c *core) invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
+	return c.invokeTimeout(ctx, addr, req, c.cfg.requestTimeout)
+}
+
+// invokeTimeout is invoke with a timeout of the caller's (none if not positive).
+func (c *core) invokeTimeout(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
 	if c.closed() {
 		return nil, ErrClosed
 	}
-	ctx, cancel := c.requestContext(ctx)
-	defer cancel()
-	resp, err := c.tc.Invoke(ctx, addr, req)
+	resp, err := c.tc.InvokeTimeout(ctx, addr, req, timeout)
 	if err != nil {
 		return nil, transportErr(req, addr, err)
 	}
@@ -152,13 +154,6 @@ func (c *core) call(ctx context.Context, addr string, req *remoting.Command) (*r
 		return nil, err
 	}
 	return resp, nil
-}
-
-func (c *core) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= c.cfg.requestTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, c.cfg.requestTimeout)
 }
 
 // callNameServer sends req to the NameServers in turn until one answers SUCCESS; the last failure is

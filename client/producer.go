@@ -257,10 +257,7 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*Se
 		a.finish(nil, err, true)
 		return
 	}
-	a.req = req
-	if p.cfg.sendTimeout > 0 {
-		a.deadline = time.Now().Add(p.cfg.sendTimeout)
-	}
+	a.req, a.deadline = req, p.sendDeadline()
 	a.next(true)
 }
 
@@ -284,11 +281,8 @@ type asyncSend struct {
 func (a *asyncSend) next(inCaller bool) {
 	p := a.p
 	for a.attempts <= p.cfg.retries {
-		var timeout time.Duration
-		if !a.deadline.IsZero() {
-			timeout = time.Until(a.deadline)
-		}
-		if a.attempts > 0 && (a.ctx.Err() != nil || timeout < 0) {
+		timeout, expired := untilDeadline(a.deadline)
+		if a.attempts > 0 && (a.ctx.Err() != nil || expired) {
 			break
 		}
 		a.attempts++
@@ -458,15 +452,15 @@ func (p *Producer) sendContext(ctx context.Context) (context.Context, context.Ca
 // sendWithRetries sends req, trying again on another broker (or, for an ordered message, on the same
 // queue) while the failure is retriable and attempts and time remain.
 func (p *Producer) sendWithRetries(ctx context.Context, msg *Message, req *sendRequest) (*SendResult, error) {
-	ctx, cancel := p.sendContext(ctx)
-	defer cancel()
+	deadline := p.sendDeadline()
 	var lastErr error
 	lastBroker := ""
 	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
-		if attempt > 0 && ctx.Err() != nil {
+		timeout, expired := untilDeadline(deadline)
+		if attempt > 0 && (ctx.Err() != nil || expired) {
 			break
 		}
-		res, broker, err := p.attempt(ctx, msg, req, lastBroker)
+		res, broker, err := p.attempt(ctx, msg, req, lastBroker, timeout)
 		if err == nil {
 			return res, nil
 		}
@@ -491,15 +485,34 @@ func (p *Producer) afterFailure(topic string, err error) error {
 	return nil
 }
 
-// attempt sends req once to a queue chosen avoiding lastBroker, and returns the broker it used.
-func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, lastBroker string) (*SendResult, string, error) {
+// sendDeadline is when a send that starts now runs out of time (zero: never). The transport enforces
+// it without a timer per call; a context with a deadline costs one, and showed in profiles.
+func (p *Producer) sendDeadline() time.Time {
+	if p.cfg.sendTimeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(p.cfg.sendTimeout)
+}
+
+// untilDeadline returns the time left before deadline (0 for none) and whether it has passed.
+func untilDeadline(deadline time.Time) (time.Duration, bool) {
+	if deadline.IsZero() {
+		return 0, false
+	}
+	left := time.Until(deadline)
+	return left, left <= 0
+}
+
+// attempt sends req once to a queue chosen avoiding lastBroker, waiting for the answer at most
+// timeout (if positive), and returns the broker it used.
+func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, lastBroker string, timeout time.Duration) (*SendResult, string, error) {
 	mq, addr, err := p.target(ctx, msg, lastBroker)
 	if err != nil {
 		return nil, mq.BrokerName, err
 	}
 	start := time.Now()
 	cmd := req.command(p.cfg.group, mq, p.cfg.now())
-	resp, err := p.c.invoke(ctx, addr, cmd)
+	resp, err := p.c.invokeTimeout(ctx, addr, cmd, timeout)
 	var res *SendResult
 	if err == nil {
 		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)

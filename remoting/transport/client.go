@@ -90,6 +90,15 @@ func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command)
 	return conn.Invoke(ctx, req)
 }
 
+// InvokeTimeout is Invoke bounded also by timeout, as Conn.InvokeTimeout is.
+func (c *Client) InvokeTimeout(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+	conn, err := c.Conn(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.InvokeTimeout(ctx, req, timeout)
+}
+
 // InvokeAsync sends req to addr and calls cb once with the outcome, as Conn.InvokeAsync does. If it
 // returns an error, cb is not called.
 func (c *Client) InvokeAsync(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {

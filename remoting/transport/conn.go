@@ -53,13 +53,14 @@ type call struct {
 	ch        chan result
 	cb        func(*remoting.Command, error)
 	stopAfter func() bool // stops the context watcher of an async call
-	deadline  int64       // async calls with a timeout: when the sweep fails it (Unix ns); else 0
+	deadline  int64       // calls with a timeout: when the sweep fails it (Unix ns); else 0
 }
 
-// asyncSweep is how often a connection looks for asynchronous calls past their timeout. Timeouts are
+// timeoutSweep is how often a connection looks for calls past their timeout (InvokeTimeout,
+// InvokeAsync). Timeouts are
 // kept to within this, at the cost of one scan of the pending calls per period, instead of a timer
 // per call.
-const asyncSweep = 50 * time.Millisecond
+const timeoutSweep = 50 * time.Millisecond
 
 type result struct {
 	resp *remoting.Command
@@ -178,7 +179,15 @@ func (c *Conn) Close() error {
 
 // Invoke sends req and waits for its response until ctx ends. req is not modified.
 func (c *Conn) Invoke(ctx context.Context, req *remoting.Command) (*remoting.Command, error) {
+	return c.InvokeTimeout(ctx, req, 0)
+}
+
+// InvokeTimeout is Invoke that also gives up with context.DeadlineExceeded once timeout (if
+// positive) has passed. Like InvokeAsync's, the timeout costs no timer: it is kept to within
+// timeoutSweep, which saves a context and a timer per call against context.WithTimeout.
+func (c *Conn) InvokeTimeout(ctx context.Context, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
 	cl := &call{ch: make(chan result, 1)}
+	c.setDeadline(cl, timeout)
 	opaque, err := c.register(cl)
 	if err != nil {
 		return nil, err
@@ -199,16 +208,21 @@ func (c *Conn) Invoke(ctx context.Context, req *remoting.Command) (*remoting.Com
 	}
 }
 
-// InvokeAsync sends req and calls cb exactly once, on a goroutine of the connection's pool, with the
-// response or with the error that ended the call: ctx's error, context.DeadlineExceeded once timeout
-// (if positive) has passed, or ErrConnClosed. The timeout costs no timer; it is kept to within
-// asyncSweep. If InvokeAsync returns an error, cb is not called.
-func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
-	cl := &call{cb: cb}
+// setDeadline gives cl a deadline timeout from now, for the sweep, if timeout is positive.
+func (c *Conn) setDeadline(cl *call, timeout time.Duration) {
 	if timeout > 0 {
 		cl.deadline = time.Now().Add(timeout).UnixNano()
 		c.sweepOnce.Do(func() { go c.sweepLoop() })
 	}
+}
+
+// InvokeAsync sends req and calls cb exactly once, on a goroutine of the connection's pool, with the
+// response or with the error that ended the call: ctx's error, context.DeadlineExceeded once timeout
+// (if positive) has passed, or ErrConnClosed. The timeout costs no timer; it is kept to within
+// timeoutSweep. If InvokeAsync returns an error, cb is not called.
+func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
+	cl := &call{cb: cb}
+	c.setDeadline(cl, timeout)
 	opaque, err := c.register(cl)
 	if err != nil {
 		return err
@@ -234,9 +248,9 @@ func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout t
 	return nil
 }
 
-// sweepLoop fails the asynchronous calls whose timeout has passed, until the connection closes.
+// sweepLoop fails the calls whose timeout has passed, until the connection closes.
 func (c *Conn) sweepLoop() {
-	tick := time.NewTicker(asyncSweep)
+	tick := time.NewTicker(timeoutSweep)
 	defer tick.Stop()
 	var expired []*call
 	for {

@@ -209,7 +209,10 @@ func TestAsyncAndTimeouts(t *testing.T) {
 	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("async timeout: %v", err)
 	}
-	// The same with the timeout argument (the sweep) instead of a context deadline.
+	// The same with the timeout argument (the sweep) instead of a context deadline, sync and async.
+	if _, err := cl.InvokeTimeout(context.Background(), ts.addr, remoting.NewRequest(codeSlow, nil, nil), 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("sync timeout by sweep: %v", err)
+	}
 	begin := time.Now()
 	if err := cl.InvokeAsync(context.Background(), ts.addr, remoting.NewRequest(codeSlow, nil, nil), 50*time.Millisecond, func(_ *remoting.Command, err error) { errs <- err }); err != nil {
 		t.Fatal(err)
