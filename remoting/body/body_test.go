@@ -2,6 +2,7 @@ package body
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -150,4 +151,17 @@ func TestValidateTopic(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// FuzzValidName checks the hand-written name check against RocketMQ's pattern.
+func FuzzValidName(f *testing.F) {
+	pattern := regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
+	for _, s := range []string{"T", "%RETRY%g", "a b", "tópico", "a/b", "Z9_-|%", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s != "" && validName(s) != pattern.MatchString(s) {
+			t.Fatalf("%q: validName %v, pattern %v", s, validName(s), pattern.MatchString(s))
+		}
+	})
 }

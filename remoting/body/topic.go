@@ -3,7 +3,6 @@ package body
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 )
 
 // Permission bits of a topic or broker (RocketMQ's PermName). Part of the wire format.
@@ -23,7 +22,19 @@ const (
 	MaxTopicLength = 127
 )
 
-var topicPattern = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
+// validName reports whether s is made of letters, digits, '%', '|', '_' and '-' only, as RocketMQ's
+// pattern ^[%|a-zA-Z0-9_-]+$ demands. By hand: it runs on every send, where the regexp showed in
+// profiles.
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '%', c == '|', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateTopic checks a topic name as RocketMQ's broker does, and says what to change.
 func ValidateTopic(topic string) error {
@@ -32,7 +43,7 @@ func ValidateTopic(topic string) error {
 		return fmt.Errorf("the topic name is empty")
 	case len(topic) > MaxTopicLength:
 		return fmt.Errorf("the topic name is %d characters long; the limit is %d", len(topic), MaxTopicLength)
-	case !topicPattern.MatchString(topic):
+	case !validName(topic):
 		return fmt.Errorf("the topic name %q contains characters other than letters, digits, '%%', '|', '_' and '-'", topic)
 	}
 	return nil
@@ -48,7 +59,7 @@ func ValidateGroup(group string) error {
 		return fmt.Errorf("the group name is empty")
 	case len(group) > MaxGroupLength:
 		return fmt.Errorf("the group name is %d characters long; the limit is %d", len(group), MaxGroupLength)
-	case !topicPattern.MatchString(group):
+	case !validName(group):
 		return fmt.Errorf("the group name %q contains characters other than letters, digits, '%%', '|', '_' and '-'", group)
 	}
 	return nil
