@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -134,6 +135,83 @@ func BenchmarkAppendAsync(b *testing.B) {
 				n++
 			}
 			reportCPU(b, cpu, n)
+			reportRates(b, n, n*rec)
+		})
+	}
+}
+
+// BenchmarkAppendVisible appends 128-byte messages from one goroutine
+// under AsyncFlush and waits after each until it is readable by queue
+// offset, woken by Listener.MessageArrived as the broker wakes a long-polling
+// pull: every dispatch batch holds one message, the case of synchronous
+// producers at a moderate rate.
+func BenchmarkAppendVisible(b *testing.B) {
+	arrived := make(chan struct{}, 1)
+	s, err := Open(b.TempDir(), &Options{FlushDiskType: AsyncFlush, IndexSlots: 1 << 16, IndexEntries: 1 << 22,
+		Listener: EventListener{MessageArrived: func(string, int32, int64) {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+		}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	m := benchMessage(128)
+	rec := int64(message.EncodedSize(m))
+	b.SetBytes(rec)
+	b.ReportAllocs()
+	n := int64(0)
+	cpu := processCPU()
+	for b.Loop() {
+		res, err := s.Append(context.Background(), m)
+		if err != nil || res.Status != PutOK {
+			b.Fatal(res.Status, err)
+		}
+		for s.MaxOffset("BenchTopic", 0) <= res.QueueOffset {
+			<-arrived
+		}
+		n++
+	}
+	reportCPU(b, cpu, n)
+	reportRates(b, n, n*rec)
+}
+
+// BenchmarkAppendPaced appends 128-byte messages from one goroutine under
+// AsyncFlush and spins for gap of thread CPU time after each (time.Sleep is
+// far too coarse here), so the dispatcher finds its list empty between
+// appends, as with synchronous producers at a moderate rate. cpu-ns/op
+// leaves out the spinning, so it is the cost of storing and dispatching one
+// message, all goroutines included.
+func BenchmarkAppendPaced(b *testing.B) {
+	if _, ok := threadCPU(); !ok {
+		b.Skip("no thread CPU clock")
+	}
+	for _, gap := range []time.Duration{20 * time.Microsecond, 100 * time.Microsecond} {
+		b.Run(fmt.Sprintf("gap=%v", gap), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			s := benchStore(b, AsyncFlush)
+			m := benchMessage(128)
+			rec := int64(message.EncodedSize(m))
+			b.SetBytes(rec)
+			b.ReportAllocs()
+			n, spun := int64(0), int64(0)
+			cpu := processCPU()
+			for b.Loop() {
+				if res, err := s.Append(context.Background(), m); err != nil || res.Status != PutOK {
+					b.Fatal(res.Status, err)
+				}
+				t0, _ := threadCPU()
+				t := t0
+				for t-t0 < int64(gap) {
+					t, _ = threadCPU()
+				}
+				spun += t - t0
+				n++
+			}
+			b.ReportMetric(float64(int64(processCPU()-cpu)-spun)/float64(max(n, 1)), "cpu-ns/op")
 			reportRates(b, n, n*rec)
 		})
 	}

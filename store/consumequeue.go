@@ -27,9 +27,23 @@ type cqFile struct {
 	file  vfs.File
 }
 
+// cqWriteChunk is how many bytes of entries the dispatcher lets a queue's
+// tail hold before it writes them to the file. Writing per dispatch batch
+// cost a pwrite per message when producers send one message at a time; at
+// 4 KiB one pwrite covers about 200 entries, and a tail holds at most a
+// chunk plus one batch (the checkpointer writes the rest), unless writes
+// fail for lack of space.
+const cqWriteChunk = 4 << 10
+
 // consumeQueue is the 20-byte-entry index of one topic queue. Only the
 // dispatcher (and recovery, before it starts) appends; readers look entries
 // up concurrently.
+//
+// The newest entries live in memory (the tail) until the dispatcher has a
+// chunk of them or the checkpointer needs them on disk; readers see the
+// tail as part of the queue. Consume queues are derived from the commit
+// log, and the checkpoint only claims what the checkpointer wrote and
+// fsynced, so a crash loses nothing recovery does not rebuild.
 type consumeQueue struct {
 	topic    string
 	queueID  int32
@@ -40,20 +54,26 @@ type consumeQueue struct {
 	mu struct {
 		sync.RWMutex
 		files []*cqFile // sorted by start. Protected by mu.
+		// tail holds the readable entries not yet written to the files,
+		// from byte position tailPos (the end of the written part) up to
+		// maxOffset. Protected by mu; only writeTail removes from it.
+		tail    []byte
+		tailPos int64
 	}
+	// writing serializes writeTail (dispatcher, checkpointer). Held
+	// around mu, never inside it.
+	writing sync.Mutex
 
 	// minOffset is the first readable queue offset; maxOffset the next
 	// offset to be written (entries below it are readable).
 	minOffset atomic.Int64
 	maxOffset atomic.Int64
 
-	// pending holds encoded entries not yet written, starting at queue
-	// offset maxOffset. Dispatcher only.
+	// pending holds the encoded entries of the dispatch batch, starting at
+	// queue offset maxOffset; publish makes them readable. Dispatcher only.
 	pending []byte
-	// dirty is set when written entries have not been fsynced.
-	dirty atomic.Bool
 	// syncedPos is the byte position below which entries are durable.
-	// Checkpointer only.
+	// Checkpointer only (and recovery, before it starts).
 	syncedPos int64
 }
 
@@ -100,7 +120,11 @@ func openConsumeQueue(fs vfs.FS, dir string, entriesPerFile int, logMin, logEnd 
 }
 
 // recover sets min and max offsets from the files; see openConsumeQueue.
+// Not concurrent with anything.
 func (cq *consumeQueue) recover(logMin, logEnd int64) error {
+	if err := cq.writeTail(true); err != nil { // the cut below works on the files
+		return err
+	}
 	var unit [format.CQUnitSize]byte
 	// Find the end: the last entry that is valid and inside the log.
 	for len(cq.mu.files) > 0 {
@@ -133,6 +157,8 @@ func (cq *consumeQueue) recover(logMin, logEnd int64) error {
 		}
 		cq.mu.files = cq.mu.files[:len(cq.mu.files)-1]
 	}
+	cq.mu.tailPos = cq.maxOffset.Load() * format.CQUnitSize
+	cq.syncedPos = min(cq.syncedPos, cq.mu.tailPos)
 	if len(cq.mu.files) == 0 {
 		return nil
 	}
@@ -213,14 +239,26 @@ func (cq *consumeQueue) readUnitLocked(offset int64) (format.CQUnit, error) {
 }
 
 // readLocked fills b with the entries starting at queue offset offset, up to
-// a file end; it returns the number of bytes read (a multiple of 20).
+// a file end or the end of the written part; it returns the number of bytes
+// read (a multiple of 20).
 func (cq *consumeQueue) readLocked(b []byte, offset int64) (int, error) {
 	pos := offset * format.CQUnitSize
+	if pos >= cq.mu.tailPos {
+		i := pos - cq.mu.tailPos
+		if i >= int64(len(cq.mu.tail)) {
+			return 0, fmt.Errorf("store: consume queue %s has no entry %d", cq.dir, offset)
+		}
+		n := copy(b, cq.mu.tail[i:])
+		if n -= n % format.CQUnitSize; n == 0 {
+			return 0, io.ErrShortBuffer
+		}
+		return n, nil
+	}
 	f := cq.fileForLocked(pos)
 	if f == nil {
 		return 0, fmt.Errorf("store: consume queue %s has no file for offset %d", cq.dir, offset)
 	}
-	n := min(int64(len(b)), f.start+cq.fileSize-pos)
+	n := min(int64(len(b)), f.start+cq.fileSize-pos, cq.mu.tailPos-pos)
 	n -= n % format.CQUnitSize
 	got, err := f.file.ReadAt(b[:n], pos-f.start)
 	got -= got % format.CQUnitSize
@@ -274,35 +312,67 @@ func (cq *consumeQueue) add(offset int64, u format.CQUnit) bool {
 	return true
 }
 
-// writePending writes the buffered entries and publishes them by advancing
-// maxOffset. Dispatcher only.
-func (cq *consumeQueue) writePending() error {
+// publish makes the batch's entries readable: it moves them to the tail and
+// advances maxOffset. Dispatcher only.
+func (cq *consumeQueue) publish() {
 	if len(cq.pending) == 0 {
-		return nil
+		return
 	}
-	pos := cq.maxOffset.Load() * format.CQUnitSize
-	all := cq.pending
-	for len(cq.pending) > 0 {
+	cq.mu.Lock()
+	cq.mu.tail = append(cq.mu.tail, cq.pending...)
+	cq.mu.Unlock()
+	cq.maxOffset.Add(int64(len(cq.pending) / format.CQUnitSize))
+	cq.pending = cq.pending[:0]
+}
+
+// tailSize returns how many bytes of entries are not yet written.
+func (cq *consumeQueue) tailSize() int {
+	cq.mu.RLock()
+	defer cq.mu.RUnlock()
+	return len(cq.mu.tail)
+}
+
+// writeTail writes the tail to the files (creating them as needed) and drops
+// what it wrote from memory. With release an emptied tail also gives up its
+// buffer, so a queue that went quiet holds no memory.
+func (cq *consumeQueue) writeTail(release bool) error {
+	cq.writing.Lock()
+	defer cq.writing.Unlock()
+	cq.mu.RLock()
+	buf, pos := cq.mu.tail, cq.mu.tailPos
+	cq.mu.RUnlock()
+	// buf stays as it is without the lock: publish only appends past it
+	// (perhaps into a new array), and only writeTail, which this goroutine
+	// now holds, shifts the tail.
+	done := 0
+	var err error
+	for done < len(buf) {
+		p := pos + int64(done)
 		cq.mu.RLock()
-		f := cq.fileForLocked(pos)
+		f := cq.fileForLocked(p)
 		cq.mu.RUnlock()
 		if f == nil {
-			var err error
-			if f, err = cq.createFile(pos - pos%cq.fileSize); err != nil {
-				return err
+			if f, err = cq.createFile(p - p%cq.fileSize); err != nil {
+				break
 			}
 		}
-		n := min(int64(len(cq.pending)), f.start+cq.fileSize-pos)
-		if _, err := f.file.WriteAt(cq.pending[:n], pos-f.start); err != nil {
-			return err
+		n := int(min(int64(len(buf)-done), f.start+cq.fileSize-p))
+		if _, err = f.file.WriteAt(buf[done:done+n], p-f.start); err != nil {
+			break
 		}
-		cq.dirty.Store(true)
-		pos += n
-		cq.maxOffset.Store(pos / format.CQUnitSize)
-		cq.pending = cq.pending[n:]
+		done += n
 	}
-	cq.pending = all[:0] // keep the whole buffer, not what is left past the written part
-	return nil
+	if done > 0 || release {
+		cq.mu.Lock()
+		rest := copy(cq.mu.tail, cq.mu.tail[done:])
+		cq.mu.tail = cq.mu.tail[:rest]
+		if rest == 0 && release {
+			cq.mu.tail = nil
+		}
+		cq.mu.tailPos += int64(done)
+		cq.mu.Unlock()
+	}
+	return err
 }
 
 func (cq *consumeQueue) createFile(start int64) (*cqFile, error) {
@@ -324,21 +394,24 @@ func (cq *consumeQueue) createFile(start int64) (*cqFile, error) {
 	return cf, nil
 }
 
-// sync fsyncs the files holding entries written since the last sync.
-// Checkpointer only.
+// sync fsyncs the files holding entries written since the last sync. The
+// caller writes the tail first. Checkpointer only.
 func (cq *consumeQueue) sync() error {
-	if !cq.dirty.Swap(false) {
-		return nil
-	}
-	end := cq.maxOffset.Load() * format.CQUnitSize
+	var buf [4]*cqFile
 	cq.mu.RLock()
-	defer cq.mu.RUnlock()
+	end := cq.mu.tailPos
+	files := buf[:0]
 	for _, f := range cq.mu.files {
 		if f.start+cq.fileSize > cq.syncedPos && f.start < end {
-			if err := f.file.Sync(); err != nil {
-				cq.dirty.Store(true)
-				return err
-			}
+			files = append(files, f)
+		}
+	}
+	cq.mu.RUnlock()
+	// Not under mu: publish would wait for the fsync. The checkpointer is
+	// also the only goroutine that deletes files (trim), so they stay open.
+	for _, f := range files {
+		if err := f.file.Sync(); err != nil {
+			return err
 		}
 	}
 	cq.syncedPos = end

@@ -184,6 +184,12 @@ func verifyAfterCrash(t *testing.T, dir string, acks []ack) {
 		}
 	}
 	var res GetResult
+	for _, a := range acks { // and readable by queue offset: the consume queues were rebuilt
+		if err := s.GetMessages(a.topic, a.queueID, a.queueOffset, 1, nil, &res); err != nil || res.Status != Found ||
+			res.Records[0].CommitLogOffset != a.offset {
+			t.Fatalf("acknowledged %s at %s/%d@%d not in its queue: %v %v (recovery %+v)", a.uniq, a.topic, a.queueID, a.queueOffset, res.Status, err, s.Recovery())
+		}
+	}
 	for topic := range 3 {
 		for qid := range int32(2) {
 			name := fmt.Sprintf("T%d", topic)

@@ -3,8 +3,8 @@ package store
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/store/format"
@@ -13,11 +13,25 @@ import (
 
 func isNoSpace(err error) bool { return vfs.IsNoSpace(err) }
 
+// dispatchPause is how long the dispatcher waits after a batch before it
+// takes the next one. It bounds the delay it adds before a message is
+// readable (the runtime's timers may round it up to a millisecond).
+const dispatchPause = 500 * time.Microsecond
+
+// dispatchNoPause is how long the dispatcher does not pause after a pause
+// that gathered at most one record.
+const dispatchNoPause = 50 * time.Millisecond
+
 // runDispatcher builds consume-queue entries and index entries for appended
-// records, in log order. It takes the pending list in batches, so the cost
-// of one pwrite per touched queue is shared by every record of the batch.
+// records, in log order. It takes the pending list in batches, so the
+// per-queue work (a lock, a MessageArrived call) is shared by every record
+// of a batch.
 func (s *Store) runDispatcher() {
 	var spare []dispatchItem
+	pause := time.NewTimer(dispatchPause)
+	defer pause.Stop()
+	paused := false // the batch was gathered during a pause
+	var noPauseUntil time.Time
 	for {
 		s.pend.Lock()
 		s.pend.busy = false
@@ -30,10 +44,8 @@ func (s *Store) runDispatcher() {
 			case <-s.done:
 				return
 			case <-s.dispatchReq:
-				if len(s.retryQueues) > 0 {
-					s.writeQueues(nil, 0)
-				}
 			}
+			paused = false
 			continue
 		}
 		// Double buffering: appends fill one slice while the dispatcher
@@ -41,8 +53,38 @@ func (s *Store) runDispatcher() {
 		s.pend.items, s.pend.busy, s.pend.sleeping = spare[:0], true, false
 		s.pend.Unlock()
 		s.dispatch(items)
+		n := len(items)
 		clear(items) // drop the strings
 		spare = items
+		// Let records gather before looking again: appends that come
+		// meanwhile do not wake the dispatcher (it is not sleeping), so
+		// under a steady stream of single appends it runs once per pause,
+		// not once per append. A pause that gathered one record only
+		// delayed it (a low rate, or a producer that waits until its
+		// message is consumed before it sends the next): then the
+		// dispatcher goes back to being woken per append for a while.
+		now := time.Now()
+		if paused && n <= 1 {
+			noPauseUntil = now.Add(dispatchNoPause)
+		}
+		paused = false
+		if now.Before(noPauseUntil) {
+			continue
+		}
+		s.pend.Lock()
+		s.pend.busy = false
+		if len(s.pend.items) == 0 {
+			s.pend.idle.Broadcast()
+		}
+		s.pend.Unlock()
+		pause.Reset(dispatchPause)
+		select {
+		case <-s.done:
+			return
+		case <-s.dispatchReq: // waitDispatched
+		case <-pause.C:
+			paused = true
+		}
 	}
 }
 
@@ -64,52 +106,47 @@ func (s *Store) dispatch(items []dispatchItem) {
 			s.opts.Logger.Error("store: create consume queue", "topic", it.topic, "queue", it.queueID, "err", err)
 			continue
 		}
-		if len(cq.pending) == 0 {
-			queues = append(queues, cq)
-		}
+		first := len(cq.pending) == 0
 		if !cq.add(it.queueOffset, format.CQUnit{CommitLogOffset: it.offset, Size: it.size, TagsCode: it.tagsCode}) {
 			s.fail(fmt.Errorf("record at %d has queue offset %d, queue %s/%d is at %d",
 				it.offset, it.queueOffset, it.topic, it.queueID, cq.next()))
 		}
+		if first && len(cq.pending) > 0 { // not for entries a redispatch skips
+			queues = append(queues, cq)
+		}
 	}
-	last := &items[len(items)-1]
-	s.writeQueues(queues, last.offset+int64(last.size))
-}
-
-// writeQueues writes the buffered entries of queues (and of queues whose
-// earlier writes failed for lack of space), then publishes end as the
-// dispatched offset if nothing is left unwritten. On ENOSPC the entries stay
-// buffered (invisible to readers), appends are refused as DiskFull, and the
-// write is retried when the dispatcher is next woken (the cleaner wakes it
-// when space returns). Any other error stops writes: the entries are rebuilt
-// from the log at the next Open, because the dispatched offset, and so the
-// checkpoint, stays before them.
-func (s *Store) writeQueues(queues []*consumeQueue, end int64) {
-	retry := s.retryQueues[:0]
-	for _, cq := range append(queues, s.retryQueues...) {
-		if len(cq.pending) == 0 {
-			continue
-		}
-		if err := cq.writePending(); err != nil {
-			if isNoSpace(err) {
-				s.diskFull.Store(true)
-				if !slices.Contains(retry, cq) {
-					retry = append(retry, cq)
-				}
-				continue
-			}
-			s.fail(fmt.Errorf("consume queue %s: %w", cq.dir, err))
-			cq.pending = cq.pending[:0]
-			continue
-		}
+	for _, cq := range queues {
+		cq.publish()
 		if f := s.opts.Listener.MessageArrived; f != nil {
 			f(cq.topic, cq.queueID, cq.maxOffset.Load())
 		}
 	}
-	s.retryQueues = retry
-	if end > 0 && len(retry) == 0 && s.stickyErr() == nil {
-		s.dispatched.Store(end)
+	if last := &items[len(items)-1]; s.stickyErr() == nil {
+		s.dispatched.Store(last.offset + int64(last.size))
 	}
+	// Readers see the entries now; the files get them a chunk at a time.
+	for _, cq := range queues {
+		if cq.tailSize() >= cqWriteChunk && s.stickyErr() == nil {
+			s.writeTail(cq, false)
+		}
+	}
+}
+
+// writeTail writes a queue's unwritten entries to its files. On ENOSPC they
+// stay in memory (still readable), appends are refused as DiskFull, and the
+// next chunk or checkpoint tries again. Any other error stops writes; the
+// entries are then rebuilt from the log at the next Open, since the
+// checkpoint never gets past them. The error is returned as it was.
+func (s *Store) writeTail(cq *consumeQueue, release bool) error {
+	err := cq.writeTail(release)
+	switch {
+	case err == nil:
+	case isNoSpace(err):
+		s.diskFull.Store(true)
+	default:
+		s.fail(fmt.Errorf("consume queue %s: %w", cq.dir, err))
+	}
+	return err
 }
 
 func (s *Store) indexKeys(it *dispatchItem) {

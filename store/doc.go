@@ -56,17 +56,31 @@
 // # Dispatch and reads
 //
 // The dispatcher goroutine turns written records into consume-queue entries
-// and index entries, in log order and in batches (one pwrite per touched
-// queue per batch). Appends hand it their records through a list with its
-// own lock (Store.pend), and wake it only when it sleeps. A message is readable by queue offset once dispatched;
-// Listener.MessageArrived reports it.
+// and index entries, in log order and in batches. Appends hand it their
+// records through a list with its own lock (Store.pend), and wake it only
+// when it sleeps. After a batch it pauses (dispatchPause, 0.5 ms, which the
+// runtime may round up to 1 ms) without sleeping, so a steady stream of
+// single appends costs one wake-up per pause instead of one per append; a
+// pause that gathered at most one record only delayed it, and turns pausing
+// off for dispatchNoPause (50 ms). A message is readable by queue offset
+// once dispatched; Listener.MessageArrived reports it.
+//
+// New consume-queue entries go to an in-memory tail of their queue, which
+// readers see as part of the queue; the dispatcher writes a tail to the
+// file once it holds 4 KiB (cqWriteChunk), and the checkpoint writes the
+// rest. So no dispatch batch costs a pwrite per queue; a crash loses only
+// entries the checkpoint does not claim, which recovery rebuilds. The index
+// files are memory-mapped, so adding a key is no system call either.
 //
 // # Checkpoint and recovery
 //
-// Every CheckpointInterval the housekeeping goroutine fsyncs consume queues
-// and index and writes the checkpoint (temp file, fsync, rename, fsync dir):
-// the commit log is durable below CommitLogFlushed, and queues and index
-// below DispatchDurable. Open re-validates every record from DispatchDurable
+// Every CheckpointInterval the housekeeping goroutine writes the consume
+// queues' tails, fsyncs consume queues and index and writes the checkpoint
+// (temp file, fsync, rename, fsync dir): the commit log is durable below
+// CommitLogFlushed, and queues and index below DispatchDurable. After an
+// unclean stop the queue files may hold entries that reached only the page
+// cache, so the first checkpoint fsyncs every queue file before claiming
+// them. Open re-validates every record from DispatchDurable
 // to the end of the files (size, magic, body CRC, position, and that each
 // queue offset follows the previous one of its queue), cuts the log at
 // the first failure (a torn tail), redispatches those records (entries that
@@ -88,11 +102,12 @@
 //
 //	flusher       fsyncs the commit log (owns Store.flush)
 //	dispatcher    builds consume queues and index (owns consumeQueue.pending)
-//	housekeeping  checkpoints and cleans
+//	housekeeping  checkpoints (writes queue tails, fsyncs) and cleans
 //	prefaulter    makes the pages ahead of the write position present and
 //	              creates the next segment ahead of need
 //
 // Lock order: Store.mu, then Store.pend / commitLog.createMu, then
-// commitLog.mu / Store.cqs / consumeQueue.mu / index.mu; Store.flush is
-// never held with another lock.
+// commitLog.mu / Store.cqs / consumeQueue.mu / index.mu; consumeQueue.writing
+// is taken before consumeQueue.mu; Store.flush is never held with another
+// lock.
 package store

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apogeemq/apogee/store/format"
 	"github.com/apogeemq/apogee/store/vfs"
 	"github.com/apogeemq/apogee/store/vfs/errorfs"
 )
@@ -79,7 +80,7 @@ func TestDiskFull(t *testing.T) {
 	toggle.Fail(errorfs.OpAllocate, nil)
 	s.clean()
 	appendOK()
-	if len(s.log.mu.segments) < 2 {
+	if s.MaxCommitLogOffset() < opts.SegmentSize {
 		t.Fatal("test did not roll a segment")
 	}
 	if err := s.Close(); err != nil {
@@ -182,10 +183,13 @@ func TestRetention(t *testing.T) {
 	opts.FS = errorfs.Wrap(vfs.Default, toggle)
 	opts.Now = func() time.Time { return *clock.Load() }
 	opts.FileReservedTime = time.Hour
+	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 50}) // not the host's disk, which may be busy
 	s := openTest(t, dir, opts)
 	defer s.Close()
 	n := 0
-	for len(s.log.mu.segments) < 5 {
+	// Writing in the fifth segment. Not counted by segments: the
+	// prefaulter creates the next one ahead, concurrently.
+	for s.MaxCommitLogOffset() < 4*opts.SegmentSize {
 		mustAppend(t, s, newMsg("T", int32(n%2), make([]byte, 2000), "", "", fmt.Sprint("U", n)))
 		n++
 	}
@@ -215,8 +219,11 @@ func TestRetention(t *testing.T) {
 	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 20})
 	s.clean()
 	min := s.MinCommitLogOffset()
-	if min != 4*opts.SegmentSize || len(s.log.mu.segments) != 1 {
-		t.Fatalf("min offset %d, %d segments left", min, len(s.log.mu.segments))
+	s.log.mu.RLock()
+	left := len(s.log.mu.segments)
+	s.log.mu.RUnlock()
+	if min != 4*opts.SegmentSize || left != 1 {
+		t.Fatalf("min offset %d, %d segments left", min, left)
 	}
 	var res GetResult
 	for qid := range int32(2) {
@@ -242,22 +249,57 @@ func TestRetention(t *testing.T) {
 }
 
 // TestDiskFullConsumeQueue fills the disk under the consume queues: the
-// entries wait in memory, appends are refused, and both resume when space
-// returns.
+// entries stay readable from memory, the checkpoint does not claim them,
+// appends are refused, and all resume when space returns.
 func TestDiskFullConsumeQueue(t *testing.T) {
 	dir := t.TempDir()
 	toggle := &errorfs.Toggle{}
 	opts := testOptions()
 	opts.FS = errorfs.Wrap(vfs.Default, toggle)
+	opts.CheckpointInterval = time.Hour // checkpoints only when the test says
 	s := openTest(t, dir, opts)
 	defer s.Close()
+	checkpointed := func() format.Checkpoint {
+		t.Helper()
+		b, err := readWhole(s, checkpointFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := format.DecodeCheckpoint(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
 	mustAppend(t, s, newMsg("T", 0, []byte("a"), "", "", ""))
 	waitDispatched(s)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
 	toggle.Fail(errorfs.OpWrite, errorfs.NoSpace) // the commit log is mapped; this hits the consume queue
-	mustAppend(t, s, newMsg("T", 0, []byte("b"), "", "", ""))
+	b := mustAppend(t, s, newMsg("T", 0, []byte("b"), "", "", ""))
 	waitDispatched(s)
-	if s.MaxOffset("T", 0) != 1 || !s.Stats().DiskFull || s.Stats().Stopped {
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var get GetResult
+	if err := s.GetMessages("T", 0, 0, 32, nil, &get); err != nil || len(get.Records) != 2 {
+		t.Fatalf("read before the write: %v %v %d", get.Status, err, len(get.Records))
+	}
+	if err := s.checkpoint(); !isNoSpace(err) {
+		t.Fatalf("checkpoint: %v, want ENOSPC", err)
+	}
+	if cp := checkpointed(); cp.DispatchDurable > b.CommitLogOffset {
+		t.Fatalf("checkpoint claims %d, entry of %d is not written", cp.DispatchDurable, b.CommitLogOffset)
+	}
+	if s.MaxOffset("T", 0) != 2 || !s.Stats().DiskFull || s.Stats().Stopped {
 		t.Fatalf("max %d stats %+v", s.MaxOffset("T", 0), s.Stats())
+	}
+	if err := s.GetMessages("T", 0, 1, 32, nil, &get); err != nil || len(get.Records) != 1 || get.Records[0].CommitLogOffset != b.CommitLogOffset {
+		t.Fatalf("read while full: %v %v %d", get.Status, err, len(get.Records))
 	}
 	if res, _ := s.Append(context.Background(), newMsg("T", 0, []byte("c"), "", "", "")); res.Status != DiskFull {
 		t.Fatalf("append while full: %v", res.Status)
@@ -270,4 +312,20 @@ func TestDiskFullConsumeQueue(t *testing.T) {
 	if res.QueueOffset != 2 || s.MaxOffset("T", 0) != 3 {
 		t.Fatalf("after space returned: offset %d max %d", res.QueueOffset, s.MaxOffset("T", 0))
 	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if cp := checkpointed(); cp.DispatchDurable != s.MaxCommitLogOffset() {
+		t.Fatalf("checkpoint at %d, log ends at %d", cp.DispatchDurable, s.MaxCommitLogOffset())
+	}
+	// What the checkpoint claims is in the files, not only in memory.
+	s.Close()
+	s = openTest(t, dir, opts)
+	if s.Recovery().From != s.Recovery().To || s.MaxOffset("T", 0) != 3 {
+		t.Fatalf("reopened: %+v max %d", s.Recovery(), s.MaxOffset("T", 0))
+	}
+	s.Close()
 }

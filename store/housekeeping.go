@@ -39,8 +39,9 @@ func (s *Store) checkpoint() error {
 	if err := s.stickyErr(); err != nil {
 		return err // keep the last good checkpoint for recovery
 	}
-	// Read dispatched first: every entry for records below it has been
-	// written, so the syncs below cover them.
+	// Read dispatched first: every entry for records below it is in its
+	// queue (in a file or the tail), so the writes and syncs below cover
+	// them.
 	dispatched := s.dispatched.Load()
 	s.cqs.RLock()
 	queues := make([]*consumeQueue, 0, len(s.cqs.m))
@@ -49,6 +50,9 @@ func (s *Store) checkpoint() error {
 	}
 	s.cqs.RUnlock()
 	for _, cq := range queues {
+		if err := s.writeTail(cq, true); err != nil {
+			return err
+		}
 		if err := cq.sync(); err != nil {
 			return err
 		}
@@ -100,9 +104,6 @@ func (s *Store) clean() {
 	full := ratio >= s.opts.DiskFullRatio
 	if was := s.diskFull.Swap(full); was != full {
 		s.opts.Logger.Warn("store: disk full state changed", "full", full, "used", ratio)
-	}
-	if !full {
-		s.wake(s.dispatchReq) // retry consume-queue writes that hit ENOSPC
 	}
 	now := s.opts.Now()
 	atDeleteHour := slices.Contains(s.deleteHours, now.Hour())

@@ -79,7 +79,7 @@ func (s *Store) recover() error {
 	// until the scan below finishes. Entries the scan redispatches are
 	// skipped when present.
 	s.log.written.Store(math.MaxInt64)
-	if err := s.loadQueues(); err != nil {
+	if err := s.loadQueues(clean); err != nil {
 		return err
 	}
 
@@ -172,8 +172,11 @@ func (s *Store) redispatch(start int64) (end int64, records int, torn, err error
 	return end, records, torn, nil
 }
 
-// loadQueues opens every consume queue on disk.
-func (s *Store) loadQueues() error {
+// loadQueues opens every consume queue on disk. After a clean close their
+// files are durable (Close fsynced them); otherwise what they hold may be
+// only in the page cache, and the next checkpoint fsyncs all of it before
+// it claims it.
+func (s *Store) loadQueues(clean bool) error {
 	root := filepath.Join(s.dir, consumeQueueDir)
 	topics, err := s.opts.FS.List(root)
 	if err != nil {
@@ -189,8 +192,12 @@ func (s *Store) loadQueues() error {
 			if err != nil {
 				continue
 			}
-			if _, err := s.queueForDispatch(topic, int32(qid)); err != nil {
+			cq, err := s.queueForDispatch(topic, int32(qid))
+			if err != nil {
 				return err
+			}
+			if clean {
+				cq.syncedPos = cq.mu.tailPos
 			}
 		}
 	}

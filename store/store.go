@@ -73,9 +73,6 @@ type Store struct {
 		sleeping bool           // the dispatcher waits for dispatchReq
 		idle     *sync.Cond     // signalled when items is empty and busy false
 	}
-	// retryQueues have entries whose write failed with ENOSPC. Dispatcher only.
-	retryQueues []*consumeQueue
-
 	deleteHours []int
 	done        chan struct{} // closed by Close to stop the goroutines
 	wg          sync.WaitGroup
