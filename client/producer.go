@@ -234,13 +234,17 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*Se
 		promise = func(*SendResult, error) {}
 	}
 	select {
-	case p.async <- struct{}{}:
-	case <-ctx.Done():
-		promise(nil, ctx.Err())
-		return
-	case <-p.c.done:
-		promise(nil, ErrClosed)
-		return
+	case p.async <- struct{}{}: // a free slot: the common case, without the three-way select below
+	default:
+		select {
+		case p.async <- struct{}{}:
+		case <-ctx.Done():
+			promise(nil, ctx.Err())
+			return
+		case <-p.c.done:
+			promise(nil, ErrClosed)
+			return
+		}
 	}
 	p.mu.RLock()
 	if p.mu.closed {

@@ -212,9 +212,8 @@ func appendBinaryHeader(dst []byte, c *Command) []byte {
 	dst = append(dst, c.Remark...)
 	lenAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	var keys [16]string
-	for _, k := range sortedKeys(keys[:0], c.ExtFields) {
-		v := c.ExtFields[k]
+	// Map order: the binary form is read into a map on every side, and sorting showed in profiles.
+	for k, v := range c.ExtFields {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
 		dst = append(dst, k...)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))

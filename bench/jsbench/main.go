@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,11 @@ func main() {
 	count := fs.Int64("count", 100000, "messages to publish or consume")
 	async := fs.Bool("async", false, "publish asynchronously (up to 1024 acks pending per publisher)")
 	fs.Parse(os.Args[2:])
+	// The same collector setting as apogee bench (cmd/apogee/gc.go), so both load generators are
+	// tuned alike.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(400)
+	}
 	nc, err := nats.Connect(*url)
 	if err != nil {
 		fail(err)

@@ -60,6 +60,7 @@ RESULT sent=N errors=E seconds=S tps=T p50_ms=A p99_ms=B max_ms=C`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			p, err := client.NewProducer(client.WithNameServers(splitAddrs(f.namesrv)...), client.WithLogger(logger))
 			if err != nil {
 				return err

@@ -47,6 +47,7 @@ RESULT received=N seconds=S tps=T e2e_p50_ms=A e2e_p99_ms=B`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			return runConsumerBench(cmd.Context(), &f, cmd.OutOrStdout(), client.WithNameServers(splitAddrs(f.namesrv)...), client.WithLogger(logger))
 		},
 	}

@@ -102,7 +102,7 @@ func newBrokerCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tuneGCForBroker()
+			tuneGC()
 			o, err := f.options(cmd, logger)
 			if err != nil {
 				return err

@@ -24,7 +24,7 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tuneGCForBroker()
+			tuneGC()
 			o, err := bf.options(cmd, logger)
 			if err != nil {
 				return err
