@@ -117,7 +117,7 @@ func (s *Store) dispatch(items []dispatchItem) {
 	}
 	for _, cq := range queues {
 		cq.publish()
-		if f := s.opts.Listener.MessageArrived; f != nil {
+		if f := s.opts.Listener.MessageArrived; f != nil && s.opened.Load() {
 			f(cq.topic, cq.queueID, cq.maxOffset.Load())
 		}
 	}

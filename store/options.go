@@ -112,7 +112,8 @@ type Options struct {
 type EventListener struct {
 	// MessageArrived is called by the dispatcher after entries of a queue
 	// become readable; maxOffset is the queue's new max offset. Brokers use
-	// it to wake long-polling pulls.
+	// it to wake long-polling pulls. It is not called for the records
+	// recovery redispatches while Open runs.
 	MessageArrived func(topic string, queueID int32, maxOffset int64)
 	// WritesStopped is called once when an I/O error stops all writes.
 	WritesStopped func(err error)

@@ -58,7 +58,10 @@ type Store struct {
 	}
 	// dispatched is the commit-log offset below which every record is in
 	// the consume queues and index (not necessarily durable).
-	dispatched  atomic.Int64
+	dispatched atomic.Int64
+	// opened is set when recovery is over: records it redispatches are not news to anyone, and
+	// the listener's owner is still being built, so MessageArrived waits for it.
+	opened      atomic.Bool
 	dispatchReq chan struct{} // wakes the dispatcher (capacity 1)
 	// pend is the dispatcher's work list. Appends add to it while holding
 	// mu, which keeps it in log order, but it has its own lock, held only
@@ -131,6 +134,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
+	s.opened.Store(true)
 	s.start(s.runFlusher)
 	s.start(s.runDispatcher)
 	s.start(s.runHousekeeping)
