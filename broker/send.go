@@ -181,6 +181,12 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 		}
 	}
 	if len(msgs) == 1 && !h.batch {
+		if conn != nil && b.opts.Store.FlushDiskType == store.SyncFlush {
+			// Answered when the group's fsync is done, by the store's flusher: no goroutine waits.
+			reply := conn.Later(req)
+			b.store.AppendThen(msgs[0], func(res store.AppendResult, err error) { reply(b.appendResponse(msgs, res, err)) })
+			return nil
+		}
 		res, err = b.store.Append(ctx, msgs[0])
 	} else {
 		res, err = b.store.AppendBatch(ctx, msgs)

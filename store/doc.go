@@ -105,6 +105,13 @@
 //	housekeeping  checkpoints (writes queue tails, fsyncs) and cleans
 //	prefaulter    makes the pages ahead of the write position present and
 //	              creates the next segment ahead of need
+//	waiter expiry (SyncFlush only) fails AppendThen callbacks still waiting
+//	              for an fsync after SyncFlushTimeout
+//
+// Under SyncFlush, Append waits for the fsync that covers it; AppendThen
+// returns at once and its callback runs on the goroutine that completes the
+// wait (the flusher, or the waiter expiry), so a broker needs no goroutine
+// per message waiting for the disk.
 //
 // Lock order: Store.mu, then Store.pend / commitLog.createMu, then
 // commitLog.mu / Store.cqs / consumeQueue.mu / index.mu; consumeQueue.writing

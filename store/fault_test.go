@@ -329,3 +329,76 @@ func TestDiskFullConsumeQueue(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestAppendThen: under SyncFlush the callback runs once an fsync covers the message (many
+// concurrent appends share fsyncs), after SyncFlushTimeout when the fsync stalls, and with the
+// error once an fsync fails; under AsyncFlush it runs before AppendThen returns.
+func TestAppendThen(t *testing.T) {
+	release := make(chan struct{})
+	var stall, failSync atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+		if op == errorfs.OpSync && stall.Load() {
+			<-release
+		}
+		if op == errorfs.OpSync && failSync.Load() {
+			return errorfs.Injected()
+		}
+		return nil
+	})
+	opts := testOptions()
+	opts.FS = errorfs.Wrap(vfs.Default, inj)
+	opts.FlushDiskType = SyncFlush
+	opts.SyncFlushTimeout = 200 * time.Millisecond
+	s := openTest(t, t.TempDir(), opts)
+
+	type outcome struct {
+		res     AppendResult
+		err     error
+		flushed int64
+	}
+	const n = 64
+	got := make(chan outcome, n)
+	for i := range n {
+		s.AppendThen(newMsg("T", 0, []byte("x"), "", "", fmt.Sprint("U", i)), func(res AppendResult, err error) {
+			got <- outcome{res, err, s.FlushedOffset()}
+		})
+	}
+	for range n {
+		o := <-got
+		if o.err != nil || o.res.Status != PutOK || o.flushed < o.res.CommitLogOffset+int64(o.res.WroteBytes) {
+			t.Fatalf("outcome %+v %v, flushed to %d", o.res, o.err, o.flushed)
+		}
+	}
+
+	stall.Store(true)
+	begin := time.Now()
+	s.AppendThen(newMsg("T", 0, []byte("slow"), "", "", "S"), func(res AppendResult, err error) {
+		got <- outcome{res, err, 0}
+	})
+	if o := <-got; o.res.Status != FlushDiskTimeout || !errors.Is(o.err, ErrFlushTimeout) {
+		t.Fatalf("stalled fsync: %v %v", o.res.Status, o.err)
+	}
+	if d := time.Since(begin); d < opts.SyncFlushTimeout {
+		t.Fatalf("timed out after %s, before SyncFlushTimeout", d)
+	}
+	failSync.Store(true)
+	s.AppendThen(newMsg("T", 0, []byte("doomed"), "", "", "D"), func(res AppendResult, err error) {
+		got <- outcome{res, err, 0}
+	})
+	stall.Store(false)
+	close(release) // the stalled fsync returns; the next one fails
+	if o := <-got; o.res.Status != ServiceNotAvailable || !errors.Is(o.err, ErrWritesStopped) {
+		t.Fatalf("failed fsync: %v %v", o.res.Status, o.err)
+	}
+	s.Close()
+
+	async := openTest(t, t.TempDir(), testOptions())
+	defer async.Close()
+	called := false
+	async.AppendThen(newMsg("T", 0, []byte("a"), "", "", "A"), func(res AppendResult, err error) {
+		called = err == nil && res.Status == PutOK
+	})
+	if !called {
+		t.Fatal("AsyncFlush: callback not run before AppendThen returned")
+	}
+}

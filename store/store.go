@@ -45,6 +45,7 @@ type Store struct {
 		sync.Mutex
 		flushed int64         // every byte below is fsynced. Protected by flush.
 		done    chan struct{} // closed and replaced when flushed advances or fails. Protected by flush.
+		waiters []flushWaiter // AppendThen callbacks waiting for an fsync. Protected by flush.
 	}
 	flushReq    chan struct{} // wakes the flusher (capacity 1)
 	prefaultReq chan struct{} // wakes the prefaulter (capacity 1)
@@ -139,6 +140,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s.start(s.runDispatcher)
 	s.start(s.runHousekeeping)
 	s.start(s.runPrefaulter)
+	if o.FlushDiskType == SyncFlush {
+		s.start(s.runWaiterExpiry)
+	}
 	return s, nil
 }
 
@@ -174,6 +178,9 @@ func (s *Store) Close() error {
 				err = s.opts.FS.Remove(filepath.Join(s.dir, abortFile))
 			}
 		}
+	}
+	if err != nil {
+		s.completeWaiters(time.Now(), err) // nothing more will be flushed
 	}
 	return errors.Join(err, s.closeFiles())
 }
@@ -268,9 +275,107 @@ func (s *Store) AppendBatch(ctx context.Context, msgs []*message.Message) (Appen
 	return s.append(ctx, msgs, true)
 }
 
+// AppendThen stores one message as Append does and calls done with the outcome. Under SyncFlush
+// it does not wait: done runs on the flusher goroutine once an fsync covers the message (or with
+// FlushDiskTimeout after SyncFlushTimeout, or the error that stopped writes), so a caller needs no
+// goroutine per message waiting for the disk. Otherwise done runs before AppendThen returns. done
+// must be quick and must not call back into the store's write path.
+func (s *Store) AppendThen(m *message.Message, done func(AppendResult, error)) {
+	ms := [1]*message.Message{m}
+	res, err := s.write(ms[:], false)
+	if err != nil || s.opts.FlushDiskType != SyncFlush {
+		done(res, err)
+		return
+	}
+	end := res.CommitLogOffset + int64(res.WroteBytes)
+	s.flush.Lock()
+	if s.flush.flushed >= end {
+		s.flush.Unlock()
+		done(res, nil)
+		return
+	}
+	s.flush.waiters = append(s.flush.waiters, flushWaiter{end: end, deadline: time.Now().Add(s.opts.SyncFlushTimeout), res: res, done: done})
+	s.flush.Unlock()
+	s.wake(s.flushReq)
+}
+
+// flushWaiter is an AppendThen waiting for an fsync.
+type flushWaiter struct {
+	end      int64 // the fsync must cover the log up to here
+	deadline time.Time
+	res      AppendResult
+	done     func(AppendResult, error)
+}
+
+// completeWaiters calls back the AppendThen waiters that are covered by the flushed offset, or
+// past their deadline, or all of them once writes have stopped (err).
+func (s *Store) completeWaiters(now time.Time, err error) {
+	var ready []flushWaiter
+	s.flush.Lock()
+	keep := s.flush.waiters[:0]
+	for _, w := range s.flush.waiters {
+		if err != nil || w.end <= s.flush.flushed || !now.Before(w.deadline) {
+			ready = append(ready, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(s.flush.waiters[len(keep):])
+	s.flush.waiters = keep
+	flushed := s.flush.flushed
+	s.flush.Unlock()
+	for _, w := range ready {
+		switch {
+		case w.end <= flushed:
+			w.done(w.res, nil)
+		case err != nil:
+			w.res.Status = ServiceNotAvailable
+			w.done(w.res, err)
+		default:
+			w.res.Status = FlushDiskTimeout
+			w.done(w.res, ErrFlushTimeout)
+		}
+	}
+}
+
+// runWaiterExpiry fails the AppendThen waiters past SyncFlushTimeout. Not the flusher's job: a
+// stalled fsync is exactly when they expire, and it stalls the flusher.
+func (s *Store) runWaiterExpiry() {
+	tick := time.NewTicker(min(max(s.opts.SyncFlushTimeout/4, time.Millisecond), 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-tick.C:
+			s.completeWaiters(now, s.stickyErr())
+		}
+	}
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool) (res AppendResult, err error) {
+func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool) (AppendResult, error) {
+	res, err := s.write(msgs, batch)
+	if err != nil {
+		return res, err
+	}
+	if s.opts.FlushDiskType == SyncFlush {
+		s.wake(s.flushReq)
+		if err := s.waitFlushed(ctx, res.CommitLogOffset+int64(res.WroteBytes)); err != nil {
+			if errors.Is(err, ErrWritesStopped) {
+				res.Status = ServiceNotAvailable
+			} else {
+				res.Status = FlushDiskTimeout
+			}
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// write encodes msgs and writes them to the log, without waiting for an fsync.
+func (s *Store) write(msgs []*message.Message, batch bool) (res AppendResult, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 4<<20 {
@@ -303,21 +408,7 @@ func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool)
 	s.mu.Lock()
 	res, err = s.writeLocked(buf, msgs, res)
 	s.mu.Unlock()
-	if err != nil {
-		return res, err
-	}
-	if s.opts.FlushDiskType == SyncFlush {
-		s.wake(s.flushReq)
-		if err := s.waitFlushed(ctx, res.CommitLogOffset+int64(res.WroteBytes)); err != nil {
-			if errors.Is(err, ErrWritesStopped) {
-				res.Status = ServiceNotAvailable
-			} else {
-				res.Status = FlushDiskTimeout
-			}
-			return res, err
-		}
-	}
-	return res, nil
+	return res, err
 }
 
 // writeLocked writes encoded records to the log, assigning offsets. s.mu must
@@ -519,7 +610,11 @@ func (s *Store) flushTo(end int64) error {
 	}
 	close(s.flush.done)
 	s.flush.done = make(chan struct{})
+	waiting := len(s.flush.waiters) > 0
 	s.flush.Unlock()
+	if waiting {
+		s.completeWaiters(time.Now(), err)
+	}
 	return err
 }
 
@@ -550,7 +645,8 @@ func (s *Store) runFlusher() {
 				lastThorough = s.opts.Now()
 			}
 		}
-		if s.stickyErr() != nil {
+		if err := s.stickyErr(); err != nil {
+			s.completeWaiters(time.Now(), err)
 			continue
 		}
 		// Loop until caught up: appends that arrived during the fsync are

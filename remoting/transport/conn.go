@@ -534,7 +534,23 @@ func (c *Conn) serve(req *remoting.Command) {
 		<-c.inflight
 		c.handlers.Done()
 	}()
-	resp := c.dispatch(req)
+	c.respond(req, c.dispatch(req))
+}
+
+// Later lets a handler answer req after it has returned: the handler returns nil and calls the
+// returned function exactly once, from any goroutine, with the response. Until then the request
+// counts as in flight, so a graceful shutdown waits for its answer. A broker answers SYNC_FLUSH
+// sends this way once their fsync is done, with no goroutine waiting meanwhile.
+func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
+	c.handlers.Add(1)
+	return func(resp *remoting.Command) {
+		defer c.handlers.Done()
+		c.respond(req, resp)
+	}
+}
+
+// respond sends resp as the answer to req, unless there is none to send.
+func (c *Conn) respond(req, resp *remoting.Command) {
 	if resp == nil || req.IsOneway() {
 		return
 	}

@@ -96,3 +96,34 @@ func TestInlineHandlersRunOnTheReader(t *testing.T) {
 		t.Fatal("HandleFunc kept the inline mark")
 	}
 }
+
+func TestLaterAnswersAfterTheHandlerReturns(t *testing.T) {
+	mux := NewMux()
+	mux.HandleFunc(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		reply := c.Later(req)
+		time.AfterFunc(100*time.Millisecond, func() { reply(remoting.NewResponse(code.Success, "later")) })
+		return nil
+	})
+	ts := startServer(t, Options{Handler: mux})
+	cl := newClient(t, ClientOptions{})
+	resp, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, nil))
+	if err != nil || resp.Remark != "later" {
+		t.Fatalf("%v %v", resp, err)
+	}
+	// A graceful shutdown waits for an answer still to come.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, remoting.NewRequest(codeEcho, nil, nil))
+		errc <- err
+	}()
+	waitFor(t, func() bool { return len(ts.Conns()) == 1 })
+	time.Sleep(20 * time.Millisecond) // the request is in, its answer 100 ms away
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("answer lost in the shutdown: %v", err)
+	}
+}
