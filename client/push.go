@@ -106,6 +106,7 @@ type processQueue struct {
 	mu struct {
 		sync.Mutex
 		inflight map[int64]int // queue offset → body size, pulled and not consumed. Protected by mu.
+		lowest   int64         // the smallest offset in inflight, when it is not empty. Protected by mu.
 		bytes    int           // sum of inflight. Protected by mu.
 		next     int64         // offset after the last pulled one; -1 until the first pull. Protected by mu.
 		dropped  bool          // the queue is no longer owned. Protected by mu.
@@ -125,6 +126,9 @@ func (q *processQueue) add(msgs []*message.Message, next int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, m := range msgs {
+		if len(q.mu.inflight) == 0 || m.QueueOffset < q.mu.lowest {
+			q.mu.lowest = m.QueueOffset
+		}
 		q.mu.inflight[m.QueueOffset] = len(m.Body)
 		q.mu.bytes += len(m.Body)
 	}
@@ -139,6 +143,16 @@ func (q *processQueue) remove(off int64) (commit int64, ok bool) {
 	if size, found := q.mu.inflight[off]; found {
 		delete(q.mu.inflight, off)
 		q.mu.bytes -= size
+		if off == q.mu.lowest && len(q.mu.inflight) > 0 {
+			// Walk up to the next offset still in flight. Pulled offsets are mostly contiguous, so
+			// over all removals this walks each offset once, where a scan of the map per removal
+			// was a tenth of a consumer's CPU.
+			for q.mu.lowest++; q.mu.lowest < q.mu.next; q.mu.lowest++ {
+				if _, in := q.mu.inflight[q.mu.lowest]; in {
+					break
+				}
+			}
+		}
 	}
 	return q.commitPointLocked()
 }
@@ -153,11 +167,10 @@ func (q *processQueue) commitPointLocked() (int64, bool) {
 	if q.mu.dropped || q.mu.next < 0 {
 		return 0, false
 	}
-	lowest := q.mu.next
-	for off := range q.mu.inflight {
-		lowest = min(lowest, off)
+	if len(q.mu.inflight) == 0 {
+		return q.mu.next, true
 	}
-	return lowest, true
+	return q.mu.lowest, true
 }
 
 // full reports whether the queue holds as many messages or bytes as flow control allows, or, with
@@ -171,11 +184,7 @@ func (q *processQueue) full(maxMessages, maxBytes int, maxSpan int64) bool {
 		return true
 	}
 	if maxSpan > 0 && len(q.mu.inflight) > 0 {
-		lowest := q.mu.next
-		for off := range q.mu.inflight {
-			lowest = min(lowest, off)
-		}
-		return q.mu.next-lowest >= maxSpan
+		return q.mu.next-q.mu.lowest >= maxSpan
 	}
 	return false
 }
