@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -99,8 +100,9 @@ type Conn struct {
 	}
 	outReady chan struct{} // cap 1: frames were queued
 	outSpace chan struct{} // cap 1: the writer drained the queue
-	vec      net.Buffers   // the writer's: reused for each vectored write
-	written  []*[]byte     // the writer's: the chunks of the write in progress
+	wmu      sync.Mutex    // held to write to the socket: by the writer, or by the reader (flushNow)
+	vec      net.Buffers   // reused for each vectored write. Protected by wmu.
+	written  []*[]byte     // the chunks of the write in progress. Protected by wmu.
 
 	sweepOnce sync.Once // starts the sweep of timed-out async calls
 
@@ -330,6 +332,19 @@ func (c *Conn) sendRequest(ctx context.Context, req *remoting.Command, opaque in
 
 // send encodes cmd and queues it for the writer, waiting while the write queue is over its limit.
 func (c *Conn) send(ctx context.Context, cmd *remoting.Command) error {
+	if err := c.enqueue(ctx, cmd); err != nil {
+		return err
+	}
+	select {
+	case c.outReady <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// enqueue is send without waking the writer: the reader goroutine, answering inline requests,
+// writes the answers itself once it has no complete request left to read (see readLoop).
+func (c *Conn) enqueue(ctx context.Context, cmd *remoting.Command) error {
 	body := cmd.Body
 	bodyLen := len(body)
 	if bodyLen > c.cfg.maxFrame {
@@ -345,16 +360,13 @@ func (c *Conn) send(ctx context.Context, cmd *remoting.Command) error {
 		if c.out.bytes == 0 || c.out.bytes+estimate <= c.cfg.maxQueuedBytes {
 			err := c.queueLocked(cmd)
 			c.out.Unlock()
-			if err != nil {
-				return err
-			}
-			select {
-			case c.outReady <- struct{}{}:
-			default:
-			}
-			return nil
+			return err
 		}
 		c.out.Unlock()
+		select { // the queue may hold only frames nobody woke the writer for
+		case c.outReady <- struct{}{}:
+		default:
+		}
 		select {
 		case <-c.outSpace:
 		case <-ctx.Done():
@@ -430,10 +442,15 @@ func (c *Conn) writeLoop() {
 		case <-c.outReady:
 		case <-c.closing:
 			// Flush what is queued (a graceful close queues its last responses first), then stop.
+			c.wmu.Lock()
 			c.flush()
+			c.wmu.Unlock()
 			return
 		}
-		if err := c.flush(); err != nil {
+		c.wmu.Lock()
+		err := c.flush()
+		c.wmu.Unlock()
+		if err != nil {
 			// closeWith waits for this goroutine to end, so it cannot run here.
 			go c.closeWith(fmt.Errorf("%w: write: %v", ErrConnClosed, err))
 			return
@@ -441,7 +458,7 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// flush writes everything queued with one vectored write. Only the writer goroutine calls it.
+// flush writes everything queued with one vectored write. The caller holds wmu.
 func (c *Conn) flush() error {
 	c.out.Lock()
 	c.sealLocked()
@@ -478,7 +495,14 @@ func (c *Conn) flush() error {
 func (c *Conn) readLoop() {
 	defer close(c.readerEnd)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
+	answered := false // answers of inline requests are queued and the writer was not woken
 	for {
+		if answered && !frameBuffered(br) {
+			// About to wait for the peer: write the answers now, on this goroutine, rather than
+			// wake the writer for them. Requests that arrived together are answered together.
+			c.flushNow()
+			answered = false
+		}
 		if c.cfg.idleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout))
 		}
@@ -505,10 +529,38 @@ func (c *Conn) readLoop() {
 		}
 		c.handlers.Add(1)
 		if c.cfg.inline != nil && c.cfg.inline.Inline(cmd.RequestCode()) {
-			c.serve(cmd)
+			c.serveInline(cmd)
+			answered = true
 			continue
 		}
 		c.cfg.workers.run(func() { c.serve(cmd) })
+	}
+}
+
+// frameBuffered reports whether br holds a whole frame, so that reading it will not wait.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	b, _ := br.Peek(4) // does not read: 4 bytes are buffered
+	return int64(binary.BigEndian.Uint32(b)) <= int64(n-4)
+}
+
+// flushNow writes what is queued from the calling goroutine, or, if the writer is writing at the
+// moment, has it write again when done.
+func (c *Conn) flushNow() {
+	if !c.wmu.TryLock() {
+		select {
+		case c.outReady <- struct{}{}:
+		default:
+		}
+		return
+	}
+	err := c.flush()
+	c.wmu.Unlock()
+	if err != nil {
+		go c.closeWith(fmt.Errorf("%w: write: %v", ErrConnClosed, err))
 	}
 }
 
@@ -534,7 +586,16 @@ func (c *Conn) serve(req *remoting.Command) {
 		<-c.inflight
 		c.handlers.Done()
 	}()
-	c.respond(req, c.dispatch(req))
+	c.respond(req, c.dispatch(req), true)
+}
+
+// serveInline is serve on the reader goroutine: the answer is queued without waking the writer.
+func (c *Conn) serveInline(req *remoting.Command) {
+	defer func() {
+		<-c.inflight
+		c.handlers.Done()
+	}()
+	c.respond(req, c.dispatch(req), false)
 }
 
 // Later lets a handler answer req after it has returned: the handler returns nil and calls the
@@ -545,23 +606,28 @@ func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
 	c.handlers.Add(1)
 	return func(resp *remoting.Command) {
 		defer c.handlers.Done()
-		c.respond(req, resp)
+		c.respond(req, resp, true)
 	}
 }
 
-// respond sends resp as the answer to req, unless there is none to send.
-func (c *Conn) respond(req, resp *remoting.Command) {
+// respond sends resp as the answer to req, unless there is none to send. wake says whether to wake
+// the writer; the reader does not, as it writes inline answers itself.
+func (c *Conn) respond(req, resp *remoting.Command, wake bool) {
 	if resp == nil || req.IsOneway() {
 		return
 	}
 	resp.Opaque = req.Opaque
 	resp.Flag |= remoting.FlagResponse
 	resp.SerializeType = req.SerializeType
-	if err := c.send(context.Background(), resp); err != nil && !errors.Is(err, ErrConnClosed) {
+	send := c.send
+	if !wake {
+		send = c.enqueue
+	}
+	if err := send(context.Background(), resp); err != nil && !errors.Is(err, ErrConnClosed) {
 		c.cfg.logger.Warn("cannot send response", "remote", c.nc.RemoteAddr().String(), "request", req.String(), "err", err)
 		fallback := remoting.Errorf(code.SystemError, "response could not be encoded: %v", err)
 		fallback.Opaque, fallback.Flag, fallback.SerializeType = req.Opaque, remoting.FlagResponse, req.SerializeType
-		c.send(context.Background(), fallback)
+		send(context.Background(), fallback)
 	}
 }
 
