@@ -503,6 +503,28 @@ func (cl *commitLog) prefaultLocked(seg *segment, pos int64) {
 	}
 }
 
+// releaseKeep is how much of the newest flushed log stays mapped into the process when the rest is
+// released: consumers reading at the tail keep finding it there.
+const releaseKeep = 32 << 20
+
+// release unmaps from the process the mapped pages of the log below below minus releaseKeep. Without
+// it every page written or read through the mappings counted in the broker's resident size, up to the
+// size of a segment (1 GiB) and more, although it is page cache the kernel can reclaim; with it the
+// resident size reflects the process's own memory. Pages below the flushed offset are clean, so this
+// costs nothing but a minor fault should they be read again.
+func (cl *commitLog) release(below int64) {
+	below = (below - releaseKeep) &^ (pageSize - 1)
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	for _, seg := range cl.mu.segments {
+		if seg.data == nil || seg.start >= below {
+			continue
+		}
+		end := min(below-seg.start, int64(len(seg.data)))
+		vfs.Release(seg.data[:end])
+	}
+}
+
 // createNext creates the segment after the one being written, if there is
 // none, and prefaults its start. Creating a segment costs a directory
 // fsync, which on ext4 waits for a journal commit (measured: up to 0.5 s

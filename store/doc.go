@@ -102,7 +102,9 @@
 //
 //	flusher       fsyncs the commit log (owns Store.flush)
 //	dispatcher    builds consume queues and index (owns consumeQueue.pending)
-//	housekeeping  checkpoints (writes queue tails, fsyncs) and cleans
+//	housekeeping  checkpoints (writes queue tails, fsyncs), cleans, and every
+//	              second unmaps flushed log pages from the process but the
+//	              newest 32 MiB (so resident size is the process's own)
 //	prefaulter    makes the pages ahead of the write position present and
 //	              creates the next segment ahead of need
 //	waiter expiry (SyncFlush only) fails AppendThen callbacks still waiting

@@ -17,11 +17,15 @@ func (s *Store) runHousekeeping() {
 	defer cp.Stop()
 	clean := time.NewTicker(s.opts.CleanInterval)
 	defer clean.Stop()
+	release := time.NewTicker(time.Second)
+	defer release.Stop()
 	s.clean()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-release.C:
+			s.log.release(s.FlushedOffset())
 		case <-cp.C:
 			if err := s.checkpoint(); err != nil {
 				s.opts.Logger.Warn("store: checkpoint", "err", err)

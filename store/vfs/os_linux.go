@@ -42,6 +42,8 @@ func (f osFile) Map(size int) ([]byte, error) {
 
 func unmap(b []byte) error { return syscall.Munmap(b) }
 
+func release(b []byte) error { return syscall.Madvise(b, syscall.MADV_DONTNEED) }
+
 // MADV_POPULATE_WRITE and MADV_POPULATE_READ (Linux 5.14).
 const (
 	madvPopulateRead  = 22

@@ -91,3 +91,9 @@ func Unmap(b []byte) error { return unmap(b) }
 // One call for many pages is much cheaper than faulting them one by one. It
 // is a hint: an error (old kernels) can be ignored.
 func Prefault(b []byte) error { return prefault(b) }
+
+// Release unmaps the pages of part of a shared file mapping from the process (MADV_DONTNEED). The
+// data stays in the file and the page cache (a dirty page is still written back), and the next
+// access maps it again from the cache; the process's resident size just stops counting it. It is a
+// hint: an error can be ignored.
+func Release(b []byte) error { return release(b) }
