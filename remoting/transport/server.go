@@ -88,7 +88,7 @@ func (cfg *connConfig) ensureDefaults(idle time.Duration) {
 		cfg.handler = NewMux()
 	}
 	if cfg.workers == nil {
-		cfg.workers = newWorkers(workerIdle)
+		cfg.workers = newWorkers()
 	}
 	cfg.inline, _ = cfg.handler.(Inliner)
 }

@@ -3,11 +3,11 @@ package transport
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// workerIdle is how long a worker goroutine waits for more work before it exits.
-const workerIdle = 10 * time.Second
+// maxIdleWorkers bounds the worker goroutines kept waiting for work; a worker that finishes a task
+// when as many are idle exits instead.
+const maxIdleWorkers = 256
 
 // workers runs tasks (request handlers, async callbacks) each on a goroutine of its own, but reuses
 // goroutines that finished a task instead of starting a new one per task. A fresh goroutine starts on
@@ -16,56 +16,65 @@ const workerIdle = 10 * time.Second
 // about a tenth of the broker's CPU before this.
 //
 // A task never waits for a free worker: when none is idle, a new one starts. So the pool bounds
-// nothing; the callers bound concurrency (Conn.inflight).
+// nothing; the callers bound concurrency (Conn.inflight). Idle workers wait on a plain channel
+// receive, with no timer: a select over a timer and a quit channel per task showed in profiles of
+// asynchronous sends. Their number is bounded by maxIdleWorkers instead of an idle timeout.
 type workers struct {
-	tasks chan func() // unbuffered: a send succeeds only when a worker is waiting
-	idle  time.Duration
-	quit  chan struct{} // closed by stop: idle workers exit
-	once  sync.Once
+	tasks chan func() // unbuffered: a send succeeds only when a worker is waiting; closed by stop
+	mu    sync.RWMutex
+	done  bool         // stop was called. Protected by mu.
+	idle  atomic.Int32 // workers waiting for a task
 	live  atomic.Int32 // worker goroutines alive, for tests
 	began atomic.Int64 // worker goroutines started, for tests
 }
 
-func newWorkers(idle time.Duration) *workers {
-	return &workers{tasks: make(chan func()), idle: idle, quit: make(chan struct{})}
+func newWorkers() *workers {
+	return &workers{tasks: make(chan func())}
 }
 
 // stop makes idle workers exit, and busy ones when their task ends. Tasks run after stop still run,
 // each on a goroutine of its own.
-func (w *workers) stop() { w.once.Do(func() { close(w.quit) }) }
-
-// run runs task on an idle worker, or on a new one.
-func (w *workers) run(task func()) {
-	select {
-	case w.tasks <- task:
-	default:
-		w.live.Add(1)
-		w.began.Add(1)
-		go w.loop(task)
+func (w *workers) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.done = true
+		close(w.tasks)
 	}
 }
 
-// loop runs task, then takes further tasks until none came for a whole idle period.
+// run runs task on an idle worker, or on a new one.
+func (w *workers) run(task func()) {
+	w.mu.RLock()
+	if !w.done {
+		select {
+		case w.tasks <- task:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	w.mu.RUnlock()
+	w.live.Add(1)
+	w.began.Add(1)
+	go w.loop(task)
+}
+
+// loop runs task, then takes further tasks while the pool is open and not too many wait.
 func (w *workers) loop(task func()) {
 	defer w.live.Add(-1)
-	task()
-	task = nil // let what the task referenced (a request's frame) be collected while idle
-	tick := time.NewTicker(w.idle)
-	defer tick.Stop()
-	busy := false
 	for {
-		select {
-		case task = <-w.tasks:
-			task()
-			task = nil
-			busy = true
-		case <-w.quit:
+		task()
+		task = nil // let what the task referenced (a request's frame) be collected while idle
+		if w.idle.Add(1) > maxIdleWorkers {
+			w.idle.Add(-1)
 			return
-		case <-tick.C:
-			if !busy {
-				return
-			}
-			busy = false
 		}
+		next, ok := <-w.tasks
+		w.idle.Add(-1)
+		if !ok {
+			return
+		}
+		task = next
 	}
 }

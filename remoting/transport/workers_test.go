@@ -12,7 +12,7 @@ import (
 )
 
 func TestWorkersReuseAndNeverQueue(t *testing.T) {
-	w := newWorkers(time.Minute)
+	w := newWorkers()
 	defer w.stop()
 	done := make(chan struct{})
 	for range 100 { // one at a time: each task finds the previous task's worker idle
@@ -37,15 +37,18 @@ func TestWorkersReuseAndNeverQueue(t *testing.T) {
 	close(block)
 }
 
-func TestWorkersExitWhenIdleOrStopped(t *testing.T) {
-	w := newWorkers(20 * time.Millisecond)
-	w.run(func() {})
-	waitFor(t, func() bool { return w.live.Load() == 0 })
-
-	w = newWorkers(time.Hour)
-	for range 3 {
-		w.run(func() { time.Sleep(10 * time.Millisecond) })
+func TestWorkersExitWhenTooManyIdleOrStopped(t *testing.T) {
+	w := newWorkers()
+	const burst = maxIdleWorkers + 50
+	release := make(chan struct{})
+	for range burst { // each blocks, so each gets a worker of its own
+		w.run(func() { <-release })
 	}
+	waitFor(t, func() bool { return w.live.Load() == burst })
+	close(release)
+	// All finish at once: those beyond maxIdleWorkers exit, the rest wait for work.
+	waitFor(t, func() bool { return w.live.Load() == maxIdleWorkers })
+
 	w.stop()
 	waitFor(t, func() bool { return w.live.Load() == 0 })
 	ran := make(chan struct{})
