@@ -219,9 +219,11 @@ func (c *Conn) setDeadline(cl *call, timeout time.Duration) {
 }
 
 // InvokeAsync sends req and calls cb exactly once, on a goroutine of the connection's pool, with the
-// response or with the error that ended the call: ctx's error, context.DeadlineExceeded once timeout
-// (if positive) has passed, or ErrConnClosed. The timeout costs no timer; it is kept to within
-// timeoutSweep. If InvokeAsync returns an error, cb is not called.
+// response or with the error that ended the call: ctx's error, context.DeadlineExceeded once
+// timeout (if positive) has passed, or ErrConnClosed. The callbacks of responses read together run
+// one after another on one goroutine, so a callback that blocks delays the others of its batch. The
+// timeout costs no timer; it is kept to within timeoutSweep. If InvokeAsync returns an error, cb is
+// not called.
 func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
 	cl := &call{cb: cb}
 	c.setDeadline(cl, timeout)
@@ -313,6 +315,30 @@ func (c *Conn) complete(cl *call, resp *remoting.Command, err error) {
 		cl.stopAfter()
 	}
 	c.runCallback(cl.cb, resp, err)
+}
+
+// answer is the response to an async call, waiting for its callback to run.
+type answer struct {
+	call *call
+	resp *remoting.Command
+}
+
+// runCallbacks runs the callbacks of answers read together, one after another on one goroutine of
+// the pool.
+func (c *Conn) runCallbacks(answers []answer) {
+	if len(answers) == 0 {
+		return
+	}
+	c.handlers.Add(1)
+	c.cfg.workers.run(func() {
+		defer c.handlers.Done()
+		for _, a := range answers {
+			if a.call.stopAfter != nil {
+				a.call.stopAfter()
+			}
+			a.call.cb(a.resp, nil)
+		}
+	})
 }
 
 func (c *Conn) runCallback(cb func(*remoting.Command, error), resp *remoting.Command, err error) {
@@ -495,13 +521,20 @@ func (c *Conn) flush() error {
 func (c *Conn) readLoop() {
 	defer close(c.readerEnd)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
-	answered := false // answers of inline requests are queued and the writer was not woken
+	answered := false    // answers of inline requests are queued and the writer was not woken
+	var answers []answer // answers to async calls read since the last hand-off to a worker
+	defer func() { c.runCallbacks(answers) }()
 	for {
-		if answered && !frameBuffered(br) {
+		if (answered || len(answers) > 0) && !frameBuffered(br) {
 			// About to wait for the peer: write the answers now, on this goroutine, rather than
 			// wake the writer for them. Requests that arrived together are answered together.
-			c.flushNow()
-			answered = false
+			if answered {
+				c.flushNow()
+				answered = false
+			}
+			// The same for the callbacks of async calls: one hand-off per read, not per answer.
+			c.runCallbacks(answers)
+			answers = nil
 		}
 		if c.cfg.idleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout))
@@ -517,9 +550,13 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if cmd.IsResponse() {
-			if cl := c.take(cmd.Opaque); cl != nil {
+			if cl := c.take(cmd.Opaque); cl == nil {
+				// The caller gave up, or the peer answered a oneway call; drop it.
+			} else if cl.cb != nil {
+				answers = append(answers, answer{cl, cmd})
+			} else {
 				c.complete(cl, cmd, nil)
-			} // else: the caller gave up, or the peer answered a oneway call; drop it
+			}
 			continue
 		}
 		select {

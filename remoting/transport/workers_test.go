@@ -3,7 +3,9 @@ package transport
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +130,49 @@ func TestLaterAnswersAfterTheHandlerReturns(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatalf("answer lost in the shutdown: %v", err)
+	}
+}
+
+// TestAsyncCallbacksEachOnce: answers read together get their callbacks run in batches; every call
+// still gets exactly one callback with its own answer, also when the connection drops meanwhile.
+func TestAsyncCallbacksEachOnce(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	const n = 2000
+	var mu sync.Mutex
+	calls := make(map[int]int)
+	var wrong atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		body := []byte(strconv.Itoa(i))
+		err := cl.InvokeAsync(context.Background(), ts.addr, remoting.NewRequest(codeEcho, nil, body), 5*time.Second,
+			func(resp *remoting.Command, err error) {
+				defer wg.Done()
+				if err == nil && string(resp.Body) != strconv.Itoa(i) {
+					wrong.Add(1)
+				}
+				mu.Lock()
+				calls[i]++
+				mu.Unlock()
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == n-1 { // drop the connection with calls in flight
+			conn, _ := cl.Conn(context.Background(), ts.addr)
+			conn.Close()
+		}
+	}
+	wg.Wait()
+	if wrong.Load() > 0 {
+		t.Fatalf("%d callbacks got another call's answer", wrong.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if calls[i] != 1 {
+			t.Fatalf("call %d: %d callbacks", i, calls[i])
+		}
 	}
 }
