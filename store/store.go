@@ -299,6 +299,17 @@ func (s *Store) AppendThen(m *message.Message, done func(AppendResult, error)) {
 	s.wake(s.flushReq)
 }
 
+// flushFailed is the outcome of a stored message whose fsync did not come: writes stopped, or the
+// wait timed out.
+func flushFailed(res AppendResult, err error) (AppendResult, error) {
+	if errors.Is(err, ErrWritesStopped) {
+		res.Status = ServiceNotAvailable
+	} else {
+		res.Status = FlushDiskTimeout
+	}
+	return res, err
+}
+
 // flushWaiter is an AppendThen waiting for an fsync.
 type flushWaiter struct {
 	end      int64 // the fsync must cover the log up to here
@@ -329,11 +340,9 @@ func (s *Store) completeWaiters(now time.Time, err error) {
 		case w.end <= flushed:
 			w.done(w.res, nil)
 		case err != nil:
-			w.res.Status = ServiceNotAvailable
-			w.done(w.res, err)
+			w.done(flushFailed(w.res, err))
 		default:
-			w.res.Status = FlushDiskTimeout
-			w.done(w.res, ErrFlushTimeout)
+			w.done(flushFailed(w.res, ErrFlushTimeout))
 		}
 	}
 }
@@ -363,12 +372,7 @@ func (s *Store) append(ctx context.Context, msgs []*message.Message, batch bool)
 	if s.opts.FlushDiskType == SyncFlush {
 		s.wake(s.flushReq)
 		if err := s.waitFlushed(ctx, res.CommitLogOffset+int64(res.WroteBytes)); err != nil {
-			if errors.Is(err, ErrWritesStopped) {
-				res.Status = ServiceNotAvailable
-			} else {
-				res.Status = FlushDiskTimeout
-			}
-			return res, err
+			return flushFailed(res, err)
 		}
 	}
 	return res, nil

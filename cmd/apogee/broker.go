@@ -36,6 +36,18 @@ func (f *brokerFlags) addFlags(cmd *cobra.Command, listenFlag string) {
 }
 
 // options builds broker options: defaults, then the config file, then the flags that were set.
+// setup is what every command that runs a broker does first: the logger, the collector setting and
+// the broker options from the flags.
+func (f *brokerFlags) setup(cmd *cobra.Command, g *globalFlags) (*slog.Logger, broker.Options, error) {
+	logger, err := g.logger()
+	if err != nil {
+		return nil, broker.Options{}, err
+	}
+	tuneGC()
+	o, err := f.options(cmd, logger)
+	return logger, o, err
+}
+
 func (f *brokerFlags) options(cmd *cobra.Command, logger *slog.Logger) (broker.Options, error) {
 	var o broker.Options
 	if f.config != "" {
@@ -98,12 +110,7 @@ func newBrokerCommand(g *globalFlags) *cobra.Command {
 		Short: "Run a broker: stores messages and serves producers and consumers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := g.logger()
-			if err != nil {
-				return err
-			}
-			tuneGC()
-			o, err := f.options(cmd, logger)
+			logger, o, err := f.setup(cmd, g)
 			if err != nil {
 				return err
 			}

@@ -20,12 +20,7 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 -c applies the same broker.conf keys as 'apogee broker'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := g.logger()
-			if err != nil {
-				return err
-			}
-			tuneGC()
-			o, err := bf.options(cmd, logger)
+			logger, o, err := bf.setup(cmd, g)
 			if err != nil {
 				return err
 			}

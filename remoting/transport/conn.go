@@ -236,7 +236,8 @@ func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout t
 		// watcher, the sweep or a close.
 		cl.stopAfter = context.AfterFunc(ctx, func() {
 			if c.take(opaque) != nil {
-				c.runCallback(cb, nil, ctx.Err())
+				// Not cl: its stopAfter may still be being set.
+				c.runCallbacks([]answer{{call: &call{cb: cb}, err: ctx.Err()}})
 			}
 		})
 	}
@@ -311,20 +312,18 @@ func (c *Conn) complete(cl *call, resp *remoting.Command, err error) {
 		cl.ch <- result{resp, err}
 		return
 	}
-	if cl.stopAfter != nil {
-		cl.stopAfter()
-	}
-	c.runCallback(cl.cb, resp, err)
+	c.runCallbacks([]answer{{cl, resp, err}})
 }
 
-// answer is the response to an async call, waiting for its callback to run.
+// answer is how an async call ended, waiting for its callback to run.
 type answer struct {
 	call *call
 	resp *remoting.Command
+	err  error
 }
 
-// runCallbacks runs the callbacks of answers read together, one after another on one goroutine of
-// the pool.
+// runCallbacks runs the callbacks of answers (those read together, or a single one), one after
+// another on one goroutine of the pool.
 func (c *Conn) runCallbacks(answers []answer) {
 	if len(answers) == 0 {
 		return
@@ -336,16 +335,8 @@ func (c *Conn) runCallbacks(answers []answer) {
 			if a.call.stopAfter != nil {
 				a.call.stopAfter()
 			}
-			a.call.cb(a.resp, nil)
+			a.call.cb(a.resp, a.err)
 		}
-	})
-}
-
-func (c *Conn) runCallback(cb func(*remoting.Command, error), resp *remoting.Command, err error) {
-	c.handlers.Add(1)
-	c.cfg.workers.run(func() {
-		defer c.handlers.Done()
-		cb(resp, err)
 	})
 }
 
@@ -361,10 +352,7 @@ func (c *Conn) send(ctx context.Context, cmd *remoting.Command) error {
 	if err := c.enqueue(ctx, cmd); err != nil {
 		return err
 	}
-	select {
-	case c.outReady <- struct{}{}:
-	default:
-	}
+	c.wakeWriter()
 	return nil
 }
 
@@ -389,10 +377,7 @@ func (c *Conn) enqueue(ctx context.Context, cmd *remoting.Command) error {
 			return err
 		}
 		c.out.Unlock()
-		select { // the queue may hold only frames nobody woke the writer for
-		case c.outReady <- struct{}{}:
-		default:
-		}
+		c.wakeWriter() // the queue may hold only frames nobody woke the writer for
 		select {
 		case <-c.outSpace:
 		case <-ctx.Done():
@@ -474,11 +459,9 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.wmu.Lock()
-		err := c.flush()
+		ok := c.flushOrClose()
 		c.wmu.Unlock()
-		if err != nil {
-			// closeWith waits for this goroutine to end, so it cannot run here.
-			go c.closeWith(fmt.Errorf("%w: write: %v", ErrConnClosed, err))
+		if !ok {
 			return
 		}
 	}
@@ -553,7 +536,7 @@ func (c *Conn) readLoop() {
 			if cl := c.take(cmd.Opaque); cl == nil {
 				// The caller gave up, or the peer answered a oneway call; drop it.
 			} else if cl.cb != nil {
-				answers = append(answers, answer{cl, cmd})
+				answers = append(answers, answer{cl, cmd, nil})
 			} else {
 				c.complete(cl, cmd, nil)
 			}
@@ -588,16 +571,29 @@ func frameBuffered(br *bufio.Reader) bool {
 // moment, has it write again when done.
 func (c *Conn) flushNow() {
 	if !c.wmu.TryLock() {
-		select {
-		case c.outReady <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 		return
 	}
-	err := c.flush()
+	c.flushOrClose()
 	c.wmu.Unlock()
-	if err != nil {
+}
+
+// flushOrClose flushes (the caller holds wmu) and, if the write fails, has the connection closed;
+// it reports whether the write succeeded. The close runs on its own goroutine: closeWith waits for
+// the writer goroutine to end, which may be the caller.
+func (c *Conn) flushOrClose() bool {
+	if err := c.flush(); err != nil {
 		go c.closeWith(fmt.Errorf("%w: write: %v", ErrConnClosed, err))
+		return false
+	}
+	return true
+}
+
+// wakeWriter tells the writer goroutine that frames are queued.
+func (c *Conn) wakeWriter() {
+	select {
+	case c.outReady <- struct{}{}:
+	default:
 	}
 }
 
