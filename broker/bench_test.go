@@ -66,7 +66,7 @@ func BenchmarkPullOverTCP(b *testing.B) {
 	per := b.N/queues + 1
 	req := sendRequest("PullBench", 0, string(make([]byte, 1024)), nil)
 	for q := range queues {
-		req.ExtFields["queueId"] = strconv.Itoa(q)
+		req.ExtFields.Set("queueId", strconv.Itoa(q))
 		for range per {
 			if resp, err := tb.cl.Invoke(ctx, tb.Addr(), req); err != nil || resp.ResponseCode() != code.Success {
 				b.Fatalf("fill: %v", err)

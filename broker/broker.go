@@ -286,14 +286,14 @@ func (b *Broker) registerAll() {
 		}
 	}
 	data := body.EncodeRegisterBroker(&body.RegisterBrokerBody{TopicConfigSerializeWrapper: *w})
-	ext := map[string]string{
-		"brokerName":   b.opts.BrokerName,
-		"brokerAddr":   b.addr,
-		"clusterName":  b.opts.BrokerClusterName,
-		"haServerAddr": b.addr,
-		"brokerId":     strconv.FormatInt(b.opts.BrokerID, 10),
-		"compressed":   "false",
-		"bodyCrc32":    strconv.Itoa(int(body.BodyCRC32(data))),
+	ext := remoting.Fields{
+		"brokerName", b.opts.BrokerName,
+		"brokerAddr", b.addr,
+		"clusterName", b.opts.BrokerClusterName,
+		"haServerAddr", b.addr,
+		"brokerId", strconv.FormatInt(b.opts.BrokerID, 10),
+		"compressed", "false",
+		"bodyCrc32", strconv.Itoa(int(body.BodyCRC32(data))),
 	}
 	var wg sync.WaitGroup
 	for _, ns := range b.opts.NamesrvAddr {
@@ -316,9 +316,11 @@ func (b *Broker) registerAll() {
 
 func (b *Broker) unregisterAll(ctx context.Context) {
 	for _, ns := range b.opts.NamesrvAddr {
-		req := remoting.NewRequest(code.UnregisterBroker, map[string]string{
-			"brokerName": b.opts.BrokerName, "brokerAddr": b.addr, "clusterName": b.opts.BrokerClusterName,
-			"brokerId": strconv.FormatInt(b.opts.BrokerID, 10),
+		req := remoting.NewRequest(code.UnregisterBroker, remoting.Fields{
+			"brokerName", b.opts.BrokerName,
+			"brokerAddr", b.addr,
+			"clusterName", b.opts.BrokerClusterName,
+			"brokerId", strconv.FormatInt(b.opts.BrokerID, 10),
 		}, nil)
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if _, err := b.nsClient.Invoke(cctx, ns, req); err != nil {

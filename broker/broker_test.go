@@ -77,11 +77,19 @@ func (tb *testBroker) call(t *testing.T, req *remoting.Command) *remoting.Comman
 }
 
 func sendRequest(topic string, queueID int, body string, props map[string]string) *remoting.Command {
-	return remoting.NewRequest(code.SendMessage, map[string]string{
-		"producerGroup": "pg", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-		"queueId": strconv.Itoa(queueID), "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
-		"flag": "0", "properties": string(message.AppendProperties(nil, props)), "reconsumeTimes": "0",
-		"unitMode": "false", "batch": "false",
+	return remoting.NewRequest(code.SendMessage, remoting.Fields{
+		"producerGroup", "pg",
+		"topic", topic,
+		"defaultTopic", "TBW102",
+		"defaultTopicQueueNums", "4",
+		"queueId", strconv.Itoa(queueID),
+		"sysFlag", "0",
+		"bornTimestamp", strconv.FormatInt(time.Now().UnixMilli(), 10),
+		"flag", "0",
+		"properties", string(message.AppendProperties(nil, props)),
+		"reconsumeTimes", "0",
+		"unitMode", "false",
+		"batch", "false",
 	}, []byte(body))
 }
 
@@ -90,10 +98,18 @@ func pullRequest(group, topic string, queueID int, offset int64, suspend time.Du
 	if sub != "" {
 		flag |= pullSubscription
 	}
-	return remoting.NewRequest(code.PullMessage, map[string]string{
-		"consumerGroup": group, "topic": topic, "queueId": strconv.Itoa(queueID), "queueOffset": strconv.FormatInt(offset, 10),
-		"maxMsgNums": "32", "sysFlag": strconv.Itoa(flag), "commitOffset": "0",
-		"suspendTimeoutMillis": strconv.FormatInt(suspend.Milliseconds(), 10), "subscription": sub, "subVersion": "0", "expressionType": "TAG",
+	return remoting.NewRequest(code.PullMessage, remoting.Fields{
+		"consumerGroup", group,
+		"topic", topic,
+		"queueId", strconv.Itoa(queueID),
+		"queueOffset", strconv.FormatInt(offset, 10),
+		"maxMsgNums", "32",
+		"sysFlag", strconv.Itoa(flag),
+		"commitOffset", "0",
+		"suspendTimeoutMillis", strconv.FormatInt(suspend.Milliseconds(), 10),
+		"subscription", sub,
+		"subVersion", "0",
+		"expressionType", "TAG",
 	}, nil)
 }
 
@@ -117,7 +133,7 @@ func TestSendValidation(t *testing.T) {
 		{sendRequest(topicSchedule, 0, "x", nil), code.SystemError, "system topic"},
 		{sendRequest("Unknown", 0, "x", nil), code.TopicNotExist, "autoCreateTopicEnable"},
 		{sendRequest("SELF_TEST_TOPIC", 0, "x", nil), code.SystemError, "system topic"},
-		{remoting.NewRequest(code.SendMessage, map[string]string{"topic": "T"}, nil), code.SystemError, `"producerGroup" is required`},
+		{remoting.NewRequest(code.SendMessage, remoting.Fields{"topic", "T"}, nil), code.SystemError, `"producerGroup" is required`},
 	}
 	for _, c := range cases {
 		resp := tb.call(t, c.req)
@@ -128,7 +144,7 @@ func TestSendValidation(t *testing.T) {
 			t.Errorf("no MSG_REGION on %v", resp.ResponseCode())
 		}
 	}
-	create := remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "T", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6", "topicFilterType": "SINGLE_TAG"}, nil)
+	create := remoting.NewRequest(code.UpdateAndCreateTopic, remoting.Fields{"topic", "T", "readQueueNums", "2", "writeQueueNums", "2", "perm", "6", "topicFilterType", "SINGLE_TAG"}, nil)
 	if resp := tb.call(t, create); resp.ResponseCode() != code.Success {
 		t.Fatalf("create: %v %s", resp.ResponseCode(), resp.Remark)
 	}
@@ -189,7 +205,7 @@ func TestLongPolling(t *testing.T) {
 
 	// maxMsgNums=0 still returns one message (the v2.1.2 pull consumer relies on it).
 	req := pullRequest("g", "LP", 0, 0, 0, "*")
-	req.ExtFields["maxMsgNums"] = "0"
+	req.ExtFields.Set("maxMsgNums", "0")
 	if resp := tb.call(t, req); resp.ResponseCode() != code.Success {
 		t.Fatalf("maxMsgNums 0: %v", resp.ResponseCode())
 	} else if msgs, _ := message.DecodeRecords(resp.Body); len(msgs) != 1 {
@@ -219,7 +235,7 @@ func TestHeartbeatMembershipAndRetryTopic(t *testing.T) {
 	if tb.topics.get("%RETRY%hg") == nil {
 		t.Fatal("no retry topic after the first heartbeat")
 	}
-	resp := tb.call(t, remoting.NewRequest(code.GetConsumerListByGroup, map[string]string{"consumerGroup": "hg"}, nil))
+	resp := tb.call(t, remoting.NewRequest(code.GetConsumerListByGroup, remoting.Fields{"consumerGroup", "hg"}, nil))
 	if string(resp.Body) != `{"consumerIdList":["127.0.0.1@1"]}` {
 		t.Fatalf("consumer list %s", resp.Body)
 	}
@@ -270,12 +286,12 @@ func TestQueueLocksExpire(t *testing.T) {
 func TestMetadataSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	tb := openTestBroker(t, dir, nil)
-	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "Kept", "readQueueNums": "3", "writeQueueNums": "3", "perm": "6"}, nil))
+	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, remoting.Fields{"topic", "Kept", "readQueueNums", "3", "writeQueueNums", "3", "perm", "6"}, nil))
 	cfg := body.NewSubscriptionGroupConfig("kept-g")
 	cfg.RetryMaxTimes = 3
 	tb.call(t, remoting.NewRequest(code.UpdateAndCreateSubscriptionGroup, nil, body.Marshal(cfg)))
 	mustSend(t, tb, "Kept", 1, "x", nil)
-	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, map[string]string{"consumerGroup": "kept-g", "topic": "Kept", "queueId": "1", "commitOffset": "1"}, nil))
+	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, remoting.Fields{"consumerGroup", "kept-g", "topic", "Kept", "queueId", "1", "commitOffset", "1"}, nil))
 	tb.stop(t)
 
 	tb2 := openTestBroker(t, dir, nil)
@@ -285,11 +301,11 @@ func TestMetadataSurvivesRestart(t *testing.T) {
 	if g, _ := tb2.groups.get("kept-g"); g == nil || g.RetryMaxTimes != 3 {
 		t.Fatalf("group after restart: %+v", g)
 	}
-	resp := tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, map[string]string{"consumerGroup": "kept-g", "topic": "Kept", "queueId": "1"}, nil))
+	resp := tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, remoting.Fields{"consumerGroup", "kept-g", "topic", "Kept", "queueId", "1"}, nil))
 	if resp.ResponseCode() != code.Success || resp.Ext("offset") != "1" {
 		t.Fatalf("offset after restart: %v %v", resp.ResponseCode(), resp.ExtFields)
 	}
-	resp = tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, map[string]string{"consumerGroup": "other", "topic": "Kept", "queueId": "1"}, nil))
+	resp = tb2.call(t, remoting.NewRequest(code.QueryConsumerOffset, remoting.Fields{"consumerGroup", "other", "topic", "Kept", "queueId", "1"}, nil))
 	if resp.ResponseCode() != code.Success || resp.Ext("offset") != "0" {
 		t.Fatalf("young queue without offset: %v %v", resp.ResponseCode(), resp.ExtFields)
 	}
@@ -315,8 +331,13 @@ func TestDelayLevelAndSendBack(t *testing.T) {
 	// A failed message goes to the retry topic with reconsumeTimes+1, and past the limit to the DLQ.
 	off := msgs[0].CommitLogOffset
 	back := func(offset int64, maxTimes string) *remoting.Command {
-		return tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, map[string]string{"offset": strconv.FormatInt(offset, 10),
-			"group": "sb", "delayLevel": "1", "originTopic": "Delayed", "maxReconsumeTimes": maxTimes}, nil))
+		return tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, remoting.Fields{
+			"offset", strconv.FormatInt(offset, 10),
+			"group", "sb",
+			"delayLevel", "1",
+			"originTopic", "Delayed",
+			"maxReconsumeTimes", maxTimes,
+		}, nil))
 	}
 	if resp := back(off, "2"); resp.ResponseCode() != code.Success {
 		t.Fatalf("send back: %v %s", resp.ResponseCode(), resp.Remark)
@@ -456,17 +477,22 @@ func TestQueriesAndStats(t *testing.T) {
 	waitQueue(t, tb, "Q", 0, 2)
 	_, off, _ := message.ParseOffsetMsgID(resp.Ext("msgId"))
 
-	view := tb.call(t, remoting.NewRequest(code.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil))
+	view := tb.call(t, remoting.NewRequest(code.ViewMessageByID, remoting.Fields{"offset", strconv.FormatInt(off, 10)}, nil))
 	msgs, err := message.DecodeRecords(view.Body)
 	if view.ResponseCode() != code.Success || err != nil || len(msgs) != 1 || string(msgs[0].Body) != "hello" {
 		t.Fatalf("view: %v %v %d", view.ResponseCode(), err, len(msgs))
 	}
-	if r := tb.call(t, remoting.NewRequest(code.ViewMessageByID, map[string]string{"offset": "999999"}, nil)); r.ResponseCode() != code.SystemError {
+	if r := tb.call(t, remoting.NewRequest(code.ViewMessageByID, remoting.Fields{"offset", "999999"}, nil)); r.ResponseCode() != code.SystemError {
 		t.Fatalf("view of a bad offset: %v", r.ResponseCode())
 	}
 	query := func(key string) []*message.Message {
-		r := tb.call(t, remoting.NewRequest(code.QueryMessage, map[string]string{"topic": "Q", "key": key, "maxNum": "32",
-			"beginTimestamp": "0", "endTimestamp": strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10)}, nil))
+		r := tb.call(t, remoting.NewRequest(code.QueryMessage, remoting.Fields{
+			"topic", "Q",
+			"key", key,
+			"maxNum", "32",
+			"beginTimestamp", "0",
+			"endTimestamp", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10),
+		}, nil))
 		if r.ResponseCode() != code.Success {
 			return nil
 		}
@@ -483,13 +509,13 @@ func TestQueriesAndStats(t *testing.T) {
 		t.Fatalf("query of a missing key: %d messages", len(got))
 	}
 
-	stats := tb.call(t, remoting.NewRequest(code.GetTopicStatsInfo, map[string]string{"topic": "Q"}, nil))
+	stats := tb.call(t, remoting.NewRequest(code.GetTopicStatsInfo, remoting.Fields{"topic", "Q"}, nil))
 	if !strings.HasPrefix(string(stats.Body), `{"offsetTable":{{"brokerName":"broker-a","queueId":0,"topic":"Q"}:{"lastUpdateTimestamp":`) ||
 		!strings.Contains(string(stats.Body), `"maxOffset":2,"minOffset":0}`) {
 		t.Fatalf("topic stats %s", stats.Body)
 	}
-	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, map[string]string{"consumerGroup": "qg", "topic": "Q", "queueId": "0", "commitOffset": "1"}, nil))
-	cs := tb.call(t, remoting.NewRequest(code.GetConsumeStats, map[string]string{"consumerGroup": "qg", "topic": "Q"}, nil))
+	tb.call(t, remoting.NewRequest(code.UpdateConsumerOffset, remoting.Fields{"consumerGroup", "qg", "topic", "Q", "queueId", "0", "commitOffset", "1"}, nil))
+	cs := tb.call(t, remoting.NewRequest(code.GetConsumeStats, remoting.Fields{"consumerGroup", "qg", "topic", "Q"}, nil))
 	if !strings.Contains(string(cs.Body), `"queueId":0,"topic":"Q"}:{"brokerOffset":2,"consumerOffset":1,`) {
 		t.Fatalf("consume stats %s", cs.Body)
 	}
@@ -498,10 +524,10 @@ func TestQueriesAndStats(t *testing.T) {
 	if err := json.Unmarshal(all.Body, &w); err != nil || w.TopicConfigTable["Q"] == nil || w.TopicConfigTable["TBW102"] == nil {
 		t.Fatalf("all topic config: %v", err)
 	}
-	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, map[string]string{"topic": "Q"}, nil)); r.ResponseCode() != code.Success || tb.topics.get("Q") != nil {
+	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, remoting.Fields{"topic", "Q"}, nil)); r.ResponseCode() != code.Success || tb.topics.get("Q") != nil {
 		t.Fatal("delete topic")
 	}
-	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, map[string]string{"topic": "TBW102"}, nil)); r.ResponseCode() != code.SystemError {
+	if r := tb.call(t, remoting.NewRequest(code.DeleteTopicInBroker, remoting.Fields{"topic", "TBW102"}, nil)); r.ResponseCode() != code.SystemError {
 		t.Fatal("deleting TBW102 allowed")
 	}
 }
@@ -534,7 +560,7 @@ func TestRegistersWithEveryNameServer(t *testing.T) {
 			t.Fatal("not registered at start")
 		}
 	}
-	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, map[string]string{"topic": "Fresh", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6"}, nil))
+	tb.call(t, remoting.NewRequest(code.UpdateAndCreateTopic, remoting.Fields{"topic", "Fresh", "readQueueNums", "2", "writeQueueNums", "2", "perm", "6"}, nil))
 	for _, ns := range servers {
 		if r := ns.Routes().TopicRoute("Fresh"); r == nil || r.QueueDatas[0].WriteQueueNums != 2 {
 			t.Fatal("a created topic is not routed when the create call returns")
@@ -564,9 +590,8 @@ func TestOffsetLookups(t *testing.T) {
 		mustSend(t, tb, "Lookup", 0, strconv.Itoa(i), nil)
 	}
 	waitQueue(t, tb, "Lookup", 0, 5)
-	ask := func(c code.Request, ext map[string]string) string {
-		ext["topic"], ext["queueId"] = "Lookup", "0"
-		r := tb.call(t, remoting.NewRequest(c, ext, nil))
+	ask := func(c code.Request, ext remoting.Fields) string {
+		r := tb.call(t, remoting.NewRequest(c, append(ext, "topic", "Lookup", "queueId", "0"), nil))
 		if r.ResponseCode() != code.Success {
 			t.Fatalf("%v: %v %s", c, r.ResponseCode(), r.Remark)
 		}
@@ -575,19 +600,19 @@ func TestOffsetLookups(t *testing.T) {
 		}
 		return r.Ext("timestamp")
 	}
-	if got := ask(code.GetMaxOffset, map[string]string{}); got != "5" {
+	if got := ask(code.GetMaxOffset, nil); got != "5" {
 		t.Errorf("max offset %s", got)
 	}
-	if got := ask(code.GetMinOffset, map[string]string{}); got != "0" {
+	if got := ask(code.GetMinOffset, nil); got != "0" {
 		t.Errorf("min offset %s", got)
 	}
-	if got := ask(code.SearchOffsetByTimestamp, map[string]string{"timestamp": strconv.FormatInt(before-1000, 10)}); got != "0" {
+	if got := ask(code.SearchOffsetByTimestamp, remoting.Fields{"timestamp", strconv.FormatInt(before-1000, 10)}); got != "0" {
 		t.Errorf("offset by an early time %s", got)
 	}
-	if got := ask(code.SearchOffsetByTimestamp, map[string]string{"timestamp": strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}); got != "5" {
+	if got := ask(code.SearchOffsetByTimestamp, remoting.Fields{"timestamp", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}); got != "5" {
 		t.Errorf("offset by a future time %s", got)
 	}
-	if ts, _ := strconv.ParseInt(ask(code.GetEarliestMsgStoretime, map[string]string{}), 10, 64); ts < before || ts > time.Now().UnixMilli() {
+	if ts, _ := strconv.ParseInt(ask(code.GetEarliestMsgStoretime, nil), 10, 64); ts < before || ts > time.Now().UnixMilli() {
 		t.Errorf("earliest store time %d", ts)
 	}
 }
@@ -644,8 +669,13 @@ func TestSendBackAcrossRestartAndOrderly(t *testing.T) {
 	waitQueue(t, tb, "SB", 0, 1)
 	msgs, _ := tb.readMessages("SB", 0, 0, 1)
 	back := func(tb *testBroker, level string) {
-		r := tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, map[string]string{"offset": strconv.FormatInt(msgs[0].CommitLogOffset, 10),
-			"group": "sbg", "delayLevel": level, "originTopic": "SB", "maxReconsumeTimes": "16"}, nil))
+		r := tb.call(t, remoting.NewRequest(code.ConsumerSendMsgBack, remoting.Fields{
+			"offset", strconv.FormatInt(msgs[0].CommitLogOffset, 10),
+			"group", "sbg",
+			"delayLevel", level,
+			"originTopic", "SB",
+			"maxReconsumeTimes", "16",
+		}, nil))
 		if r.ResponseCode() != code.Success {
 			t.Fatalf("send back: %v %s", r.ResponseCode(), r.Remark)
 		}

@@ -38,8 +38,11 @@ func (b *Broker) handleConsumerRunningInfo(ctx context.Context, _ *transport.Con
 		}
 		cctx, cancel := context.WithTimeout(ctx, clientCallTimeout)
 		defer cancel()
-		fwd := remoting.NewRequest(code.GetConsumerRunningInfo, map[string]string{
-			"consumerGroup": group, "clientId": clientID, "jstackEnable": strconv.FormatBool(jstack)}, nil)
+		fwd := remoting.NewRequest(code.GetConsumerRunningInfo, remoting.Fields{
+			"consumerGroup", group,
+			"clientId", clientID,
+			"jstackEnable", strconv.FormatBool(jstack),
+		}, nil)
 		resp, err := ch.conn.Invoke(cctx, fwd)
 		if err != nil {
 			return remoting.Errorf(code.SystemError, "asking client %s: %v", clientID, err)
@@ -87,8 +90,12 @@ func (b *Broker) handleResetOffset(_ context.Context, _ *transport.Conn, req *re
 	table := append(body.AppendMQMap([]byte(`{"offsetTable":`), entries), '}')
 	if info := b.clients.consumer(group, ""); info != nil {
 		for _, ch := range info.channels {
-			push := remoting.NewRequest(code.ResetConsumerClientOffset, map[string]string{
-				"topic": topic, "group": group, "timestamp": strconv.FormatInt(ts, 10), "isForce": strconv.FormatBool(force)}, table)
+			push := remoting.NewRequest(code.ResetConsumerClientOffset, remoting.Fields{
+				"topic", topic,
+				"group", group,
+				"timestamp", strconv.FormatInt(ts, 10),
+				"isForce", strconv.FormatBool(force),
+			}, table)
 			ctx, cancel := context.WithTimeout(context.Background(), clientCallTimeout)
 			if err := ch.conn.InvokeOneway(ctx, push); err != nil {
 				b.log.Warn("pushing reset offsets to a client failed", "group", group, "client", ch.clientID, "err", err)
@@ -123,7 +130,7 @@ func (b *Broker) handleConsumerStatus(ctx context.Context, _ *transport.Conn, re
 		}
 		cctx, cancel := context.WithTimeout(ctx, clientCallTimeout)
 		resp, err := ch.conn.Invoke(cctx, remoting.NewRequest(code.GetConsumerStatusFromClient,
-			map[string]string{"topic": topic, "group": group, "clientAddr": ch.conn.RemoteAddr().String()}, nil))
+			remoting.Fields{"topic", topic, "group", group, "clientAddr", ch.conn.RemoteAddr().String()}, nil))
 		cancel()
 		if err != nil || resp.ResponseCode() != code.Success {
 			continue

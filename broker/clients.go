@@ -245,7 +245,7 @@ func (b *Broker) notifyIDsChanged(group string) {
 		return
 	}
 	for _, ch := range info.channels {
-		req := remoting.NewRequest(code.NotifyConsumerIDsChanged, map[string]string{"consumerGroup": group}, nil)
+		req := remoting.NewRequest(code.NotifyConsumerIDsChanged, remoting.Fields{"consumerGroup", group}, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := ch.conn.InvokeOneway(ctx, req); err != nil {
 			b.log.Debug("notify consumer ids changed failed", "group", group, "client", ch.clientID, "err", err)

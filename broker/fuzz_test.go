@@ -63,13 +63,13 @@ func FuzzBrokerRequest(f *testing.F) {
 		o.Store.MaxMessageSize = 1 << 20
 	})
 	f.Fuzz(func(t *testing.T, which uint8, ext string, body []byte) {
-		req := remoting.NewRequest(fuzzCodes[int(which)%len(fuzzCodes)], map[string]string{}, body)
+		req := remoting.NewRequest(fuzzCodes[int(which)%len(fuzzCodes)], remoting.Fields{}, body)
 		for _, kv := range strings.Split(ext, ";") {
 			if k, v, ok := strings.Cut(kv, "="); ok {
-				req.ExtFields[k] = v
+				req.ExtFields.Set(k, v)
 			}
 		}
-		req.ExtFields["suspendTimeoutMillis"] = "0" // never hold a pull
+		req.ExtFields.Set("suspendTimeoutMillis", "0") // never hold a pull
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		tb.cl.Invoke(ctx, tb.Addr(), req) // END_TRANSACTION may rightly not answer

@@ -187,11 +187,11 @@ func (b *Broker) readQueue(h *pullHeader, filter store.TagsFilter, res *store.Ge
 	if err != nil {
 		resp.Remark += ": " + err.Error()
 	}
-	resp.ExtFields = map[string]string{
-		"nextBeginOffset":      strconv.FormatInt(res.NextBeginOffset, 10),
-		"minOffset":            strconv.FormatInt(res.MinOffset, 10),
-		"maxOffset":            strconv.FormatInt(res.MaxOffset, 10),
-		"suggestWhichBrokerId": "0",
+	resp.ExtFields = remoting.Fields{
+		"nextBeginOffset", strconv.FormatInt(res.NextBeginOffset, 10),
+		"minOffset", strconv.FormatInt(res.MinOffset, 10),
+		"maxOffset", strconv.FormatInt(res.MaxOffset, 10),
+		"suggestWhichBrokerId", "0",
 	}
 	if c == code.Success {
 		resp.Body = res.Body // handlePull returns right after a Found read, so res is not reused

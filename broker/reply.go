@@ -46,13 +46,21 @@ func (b *Broker) handleSendReply(ctx context.Context, conn *transport.Conn, req 
 		pushed[k] = v
 	}
 	pushed["PUSH_REPLY_TIME"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
-	push := remoting.NewRequest(code.PushReplyMessageToClient, map[string]string{
-		"producerGroup": h.producerGroup, "topic": h.topic, "defaultTopic": h.defaultTopic,
-		"defaultTopicQueueNums": strconv.Itoa(int(h.defaultTopicQueueNums)), "queueId": strconv.Itoa(int(h.queueID)),
-		"sysFlag": strconv.Itoa(int(h.sysFlag)), "bornTimestamp": strconv.FormatInt(h.bornTimestamp, 10),
-		"flag": strconv.Itoa(int(h.flag)), "properties": string(message.AppendProperties(nil, pushed)),
-		"reconsumeTimes": strconv.Itoa(int(h.reconsumeTimes)), "unitMode": "false",
-		"bornHost": peerAddr(conn).String(), "storeHost": b.addr, "storeTimestamp": strconv.FormatInt(m.StoreTimestamp, 10),
+	push := remoting.NewRequest(code.PushReplyMessageToClient, remoting.Fields{
+		"producerGroup", h.producerGroup,
+		"topic", h.topic,
+		"defaultTopic", h.defaultTopic,
+		"defaultTopicQueueNums", strconv.Itoa(int(h.defaultTopicQueueNums)),
+		"queueId", strconv.Itoa(int(h.queueID)),
+		"sysFlag", strconv.Itoa(int(h.sysFlag)),
+		"bornTimestamp", strconv.FormatInt(h.bornTimestamp, 10),
+		"flag", strconv.Itoa(int(h.flag)),
+		"properties", string(message.AppendProperties(nil, pushed)),
+		"reconsumeTimes", strconv.Itoa(int(h.reconsumeTimes)),
+		"unitMode", "false",
+		"bornHost", peerAddr(conn).String(),
+		"storeHost", b.addr,
+		"storeTimestamp", strconv.FormatInt(m.StoreTimestamp, 10),
 	}, req.Body)
 	cctx, cancel := context.WithTimeout(ctx, clientCallTimeout)
 	defer cancel()

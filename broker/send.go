@@ -56,7 +56,7 @@ type sendHeader struct {
 func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
 	short := false
 	if c := req.RequestCode(); c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2 {
-		_, short = req.ExtFields[fieldTopic.short]
+		short = req.ExtFields.Has(fieldTopic.short)
 	}
 	name := func(f sendField) string {
 		if short {
@@ -79,14 +79,14 @@ func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
 		maxReconsumeTimes:     r.OptInt32(name(fieldMaxReconsumeTimes), 0),
 		batch:                 r.OptBool(name(fieldBatch), false),
 	}
-	_, h.hasMaxReconsumeTimes = req.ExtFields[name(fieldMaxReconsumeTimes)]
+	h.hasMaxReconsumeTimes = req.ExtFields.Has(name(fieldMaxReconsumeTimes))
 	return h, r.Err()
 }
 
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
 func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
 	resp := remoting.NewResponse(c, remark)
-	resp.ExtFields = make(map[string]string, 8) // sized for the answer's fields: allocated once
+	resp.ExtFields = make(remoting.Fields, 0, 16) // sized for the answer's fields: allocated once
 	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
 	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
 	return resp

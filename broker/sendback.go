@@ -22,7 +22,7 @@ func (b *Broker) handleSendBack(ctx context.Context, conn *transport.Conn, req *
 	off := r.Int64("offset")
 	group := r.String("group")
 	delayLevel := r.Int32("delayLevel")
-	hdrMax, hasMax := r.OptInt32("maxReconsumeTimes", 0), req.ExtFields["maxReconsumeTimes"] != ""
+	hdrMax, hasMax := r.OptInt32("maxReconsumeTimes", 0), req.Ext("maxReconsumeTimes") != ""
 	if err := r.Err(); err != nil {
 		return badRequest(req, err)
 	}

@@ -290,12 +290,13 @@ func (t *transactions) checkOnce(now time.Time) {
 			continue
 		}
 		uniq := half.UniqKey()
-		req := remoting.NewRequest(code.CheckTransactionState, map[string]string{
-			"tranStateTableOffset": strconv.FormatInt(h.queueOffset, 10),
-			"commitLogOffset":      strconv.FormatInt(h.commitLogOffset, 10),
-			"msgId":                uniq, "transactionId": uniq,
-			"offsetMsgId": message.OffsetMsgID(half.StoreHost, h.commitLogOffset),
-			"topic":       shown.Topic,
+		req := remoting.NewRequest(code.CheckTransactionState, remoting.Fields{
+			"tranStateTableOffset", strconv.FormatInt(h.queueOffset, 10),
+			"commitLogOffset", strconv.FormatInt(h.commitLogOffset, 10),
+			"msgId", uniq,
+			"transactionId", uniq,
+			"offsetMsgId", message.OffsetMsgID(half.StoreHost, h.commitLogOffset),
+			"topic", shown.Topic,
 		}, rec)
 		ch := chans[int(h.checks)%len(chans)]
 		ctx, cancel := context.WithTimeout(context.Background(), clientCallTimeout)

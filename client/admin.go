@@ -108,9 +108,15 @@ func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) error {
 		return err
 	}
 	q := strconv.Itoa(int(spec.Queues))
-	ext := map[string]string{"topic": spec.Topic, "readQueueNums": q, "writeQueueNums": q,
-		"perm": strconv.Itoa(int(spec.Perm)), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0",
-		"order": strconv.FormatBool(spec.Order)}
+	ext := remoting.Fields{
+		"topic", spec.Topic,
+		"readQueueNums", q,
+		"writeQueueNums", q,
+		"perm", strconv.Itoa(int(spec.Perm)),
+		"topicFilterType", "SINGLE_TAG",
+		"topicSysFlag", "0",
+		"order", strconv.FormatBool(spec.Order),
+	}
 	for _, addr := range addrs {
 		if _, err := a.c.call(ctx, addr, remoting.NewRequest(code.UpdateAndCreateTopic, ext, nil)); err != nil {
 			return err
@@ -175,7 +181,7 @@ func (a *Admin) DeleteTopic(ctx context.Context, topic string) error {
 	if err != nil {
 		return err
 	}
-	ext := map[string]string{"topic": topic}
+	ext := remoting.Fields{"topic", topic}
 	for _, addr := range addrs {
 		if _, err := a.c.call(ctx, addr, remoting.NewRequest(code.DeleteTopicInBroker, ext, nil)); err != nil {
 			return err
@@ -235,9 +241,9 @@ func (a *Admin) ConsumeStats(ctx context.Context, group, topic string) (*Consume
 	if err != nil {
 		return nil, err
 	}
-	ext := map[string]string{"consumerGroup": group}
+	ext := remoting.Fields{"consumerGroup", group}
 	if topic != "" {
-		ext["topic"] = topic
+		ext.Set("topic", topic)
 	}
 	stats := &ConsumeStats{}
 	var lastErr error
@@ -312,7 +318,7 @@ func (a *Admin) ViewMessage(ctx context.Context, offsetMsgID string) (*message.M
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	addr := host.String()
-	resp, err := a.c.call(ctx, addr, remoting.NewRequest(code.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil))
+	resp, err := a.c.call(ctx, addr, remoting.NewRequest(code.ViewMessageByID, remoting.Fields{"offset", strconv.FormatInt(off, 10)}, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -337,10 +343,15 @@ func (a *Admin) QueryMessages(ctx context.Context, topic, key string, uniqKey bo
 	if maxNum <= 0 {
 		maxNum = 32
 	}
-	ext := map[string]string{"topic": topic, "key": key, "maxNum": strconv.Itoa(maxNum),
-		"beginTimestamp": strconv.FormatInt(begin.UnixMilli(), 10), "endTimestamp": strconv.FormatInt(end.UnixMilli(), 10)}
+	ext := remoting.Fields{
+		"topic", topic,
+		"key", key,
+		"maxNum", strconv.Itoa(maxNum),
+		"beginTimestamp", strconv.FormatInt(begin.UnixMilli(), 10),
+		"endTimestamp", strconv.FormatInt(end.UnixMilli(), 10),
+	}
 	if uniqKey {
-		ext["_UNIQUE_KEY_QUERY"] = "true"
+		ext.Set("_UNIQUE_KEY_QUERY", "true")
 	}
 	var out []*message.Message
 	for _, addr := range addrs {
@@ -373,7 +384,7 @@ func (a *Admin) ResetOffsetByTime(ctx context.Context, topic, group string, t ti
 	if !t.IsZero() {
 		ts = t.UnixMilli()
 	}
-	ext := map[string]string{"topic": topic, "group": group, "timestamp": strconv.FormatInt(ts, 10), "isForce": strconv.FormatBool(force)}
+	ext := remoting.Fields{"topic", topic, "group", group, "timestamp", strconv.FormatInt(ts, 10), "isForce", strconv.FormatBool(force)}
 	entries, err := a.offsetTables(ctx, addrs, remoting.NewRequest(code.InvokeBrokerToResetOffset, ext, nil))
 	if err != nil {
 		return nil, err

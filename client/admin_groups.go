@@ -41,7 +41,7 @@ func (a *Admin) DeleteGroup(ctx context.Context, cluster, group string, removeOf
 	if err != nil {
 		return err
 	}
-	ext := map[string]string{"groupName": group, "removeOffset": strconv.FormatBool(removeOffsets)}
+	ext := remoting.Fields{"groupName", group, "removeOffset", strconv.FormatBool(removeOffsets)}
 	for _, addr := range addrs {
 		if _, err := a.c.call(ctx, addr, remoting.NewRequest(code.DeleteSubscriptionGroup, ext, nil)); err != nil {
 			return err
@@ -79,7 +79,7 @@ func (a *Admin) TopicStats(ctx context.Context, topic string) ([]QueueOffsets, e
 	if err != nil {
 		return nil, err
 	}
-	entries, err := a.offsetTables(ctx, addrs, remoting.NewRequest(code.GetTopicStatsInfo, map[string]string{"topic": topic}, nil))
+	entries, err := a.offsetTables(ctx, addrs, remoting.NewRequest(code.GetTopicStatsInfo, remoting.Fields{"topic", topic}, nil))
 	if err != nil {
 		return nil, err
 	}

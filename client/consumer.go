@@ -115,7 +115,7 @@ func (c *core) consumerIDs(ctx context.Context, group string, r *topicRoute) ([]
 		if addr == "" {
 			continue
 		}
-		resp, err := c.call(ctx, addr, remoting.NewRequest(code.GetConsumerListByGroup, map[string]string{"consumerGroup": group}, nil))
+		resp, err := c.call(ctx, addr, remoting.NewRequest(code.GetConsumerListByGroup, remoting.Fields{"consumerGroup", group}, nil))
 		if err != nil {
 			lastErr = err
 			continue
@@ -153,12 +153,18 @@ func (c *core) pullQueue(ctx context.Context, cfg *consumerCfg, group string, mq
 		expr = body.SubAll
 	}
 	suspend := cfg.longPoll
-	ext := map[string]string{
-		"consumerGroup": group, "topic": mq.Topic, "queueId": strconv.Itoa(int(mq.QueueID)),
-		"queueOffset": strconv.FormatInt(from, 10), "maxMsgNums": strconv.Itoa(cfg.batchSize),
-		"sysFlag": strconv.Itoa(pullFlagSuspend | pullFlagSubscription), "commitOffset": "0",
-		"suspendTimeoutMillis": strconv.FormatInt(suspend.Milliseconds(), 10),
-		"subscription":         expr, "subVersion": "0", "expressionType": body.ExpressionTag,
+	ext := remoting.Fields{
+		"consumerGroup", group,
+		"topic", mq.Topic,
+		"queueId", strconv.Itoa(int(mq.QueueID)),
+		"queueOffset", strconv.FormatInt(from, 10),
+		"maxMsgNums", strconv.Itoa(cfg.batchSize),
+		"sysFlag", strconv.Itoa(pullFlagSuspend | pullFlagSubscription),
+		"commitOffset", "0",
+		"suspendTimeoutMillis", strconv.FormatInt(suspend.Milliseconds(), 10),
+		"subscription", expr,
+		"subVersion", "0",
+		"expressionType", body.ExpressionTag,
 	}
 	ctx, cancel := context.WithTimeout(ctx, suspend+c.cfg.requestTimeout)
 	defer cancel()
@@ -223,7 +229,7 @@ func sortedQueues[V any](m map[MessageQueue]V) []MessageQueue {
 // "consumerGroup" (the other members rebalance at once) or "producerGroup". Failures are only
 // logged: brokers drop silent clients after 2 minutes.
 func (c *core) unregister(ctx context.Context, kind, group string) {
-	ext := map[string]string{"clientID": c.clientID, kind: group}
+	ext := remoting.Fields{"clientID", c.clientID, kind, group}
 	for _, addr := range c.routes.brokerAddrs(true) {
 		if _, err := c.call(ctx, addr, remoting.NewRequest(code.UnregisterClient, ext, nil)); err != nil {
 			c.cfg.logger.Warn("unregistering failed", "broker", addr, "group", group, "err", err)
@@ -258,7 +264,7 @@ func (c *core) checkSubscriptions(ctx context.Context, addr, group string, subs 
 
 // consumerConnection asks the broker at addr about group's members (GET_CONSUMER_CONNECTION_LIST).
 func (c *core) consumerConnection(ctx context.Context, addr, group string) (*body.ConsumerConnection, error) {
-	resp, err := c.call(ctx, addr, remoting.NewRequest(code.GetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil))
+	resp, err := c.call(ctx, addr, remoting.NewRequest(code.GetConsumerConnectionList, remoting.Fields{"consumerGroup", group}, nil))
 	if err != nil {
 		return nil, err
 	}

@@ -819,7 +819,7 @@ func TestDevConsumerRunningInfo(t *testing.T) {
 	clienttest.WaitFor(t, 10*time.Second, "the queues", func() bool { return len(c.Assignment()) == 3 })
 	adm := d.admin(t)
 	resp, err := adm.c.call(ctx, d.Broker, remoting.NewRequest(code.GetConsumerRunningInfo,
-		map[string]string{"consumerGroup": group, "clientId": c.ClientID(), "jstackEnable": "false"}, nil))
+		remoting.Fields{"consumerGroup", group, "clientId", c.ClientID(), "jstackEnable", "false"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,8 @@ func isolationFor(latency time.Duration) time.Duration {
 // faultTable remembers which brokers answered slowly or failed, so queue selection avoids them until
 // their isolation ends. It is safe for concurrent use.
 type faultTable struct {
-	now func() time.Time
+	now      func() time.Time
+	isolated atomic.Int32 // len(mu.until): while 0, which is nearly always, no send takes the lock
 
 	mu struct {
 		sync.Mutex
@@ -48,17 +50,24 @@ func (f *faultTable) record(broker string, latency time.Duration, failed bool) {
 		latency = max(latency, failedSendLatency)
 	}
 	d := isolationFor(latency)
+	if d <= 0 && f.isolated.Load() == 0 {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if d <= 0 {
 		delete(f.mu.until, broker)
-		return
+	} else {
+		f.mu.until[broker] = f.now().Add(d)
 	}
-	f.mu.until[broker] = f.now().Add(d)
+	f.isolated.Store(int32(len(f.mu.until)))
 }
 
 // available reports whether broker is not isolated now.
 func (f *faultTable) available(broker string) bool {
+	if f.isolated.Load() == 0 {
+		return true
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	until, ok := f.mu.until[broker]

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,42 +43,102 @@ type Message struct {
 // propertyTimerDeliverMs is RocketMQ 5's absolute delivery time of a timer message (Unix ms).
 const propertyTimerDeliverMs = "TIMER_DELIVER_MS"
 
-// properties returns the wire properties of m with uniqKey as UNIQ_KEY (kept if the caller set one).
-func (m *Message) properties(uniqKey string) (map[string]string, error) {
-	props := make(map[string]string, len(m.Properties)+4)
-	for k, v := range m.Properties {
-		props[k] = v
+// appendProperties appends the wire properties of m to dst (name\x01value pairs joined by \x02): the
+// user properties in name order, so that the encoding is deterministic, then the reserved ones m's
+// fields set, and UNIQ_KEY uniqKey unless the user properties carry one. It returns the UNIQ_KEY sent.
+// It builds no map: this runs once per message sent.
+func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, error) {
+	if m.DelayLevel < 0 {
+		return dst, "", fmt.Errorf("%w: delay level %d is negative", ErrInvalidMessage, m.DelayLevel)
 	}
-	if m.Tags != "" {
-		props[message.PropertyTags] = m.Tags
+	if m.DelayLevel > 0 && !m.DeliverAt.IsZero() {
+		return dst, "", fmt.Errorf("%w: a message has either a delay level or a delivery time, not both", ErrInvalidMessage)
 	}
-	if len(m.Keys) > 0 {
-		for _, k := range m.Keys {
-			if k == "" || strings.ContainsAny(k, " ") {
-				return nil, fmt.Errorf("%w: key %q is empty or contains a space", ErrInvalidMessage, k)
+	for _, k := range m.Keys {
+		if k == "" || strings.IndexByte(k, ' ') >= 0 {
+			return dst, "", fmt.Errorf("%w: key %q is empty or contains a space", ErrInvalidMessage, k)
+		}
+	}
+	start := len(dst)
+	add := func(name string) {
+		if len(dst) > start {
+			dst = append(dst, message.PropertySeparator)
+		}
+		dst = append(append(dst, name...), message.NameValueSeparator)
+	}
+	if len(m.Properties) > 0 {
+		if v := m.Properties[message.PropertyUniqKey]; v != "" {
+			uniqKey = v
+		}
+		var stack [16]string
+		names := stack[:0]
+		for k, v := range m.Properties {
+			if message.HasSeparator(k) || message.HasSeparator(v) {
+				return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+			}
+			if k != "" && v != "" && !m.overrides(k) {
+				names = append(names, k)
 			}
 		}
-		props[message.PropertyKeys] = strings.Join(m.Keys, " ")
+		slices.Sort(names)
+		for _, k := range names {
+			add(k)
+			dst = append(dst, m.Properties[k]...)
+		}
 	}
-	if m.DelayLevel < 0 {
-		return nil, fmt.Errorf("%w: delay level %d is negative", ErrInvalidMessage, m.DelayLevel)
+	if m.Tags != "" {
+		if message.HasSeparator(m.Tags) {
+			return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+		}
+		add(message.PropertyTags)
+		dst = append(dst, m.Tags...)
+	}
+	if len(m.Keys) > 0 {
+		add(message.PropertyKeys)
+		for i, k := range m.Keys {
+			if message.HasSeparator(k) {
+				return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+			}
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, k...)
+		}
 	}
 	if m.DelayLevel > 0 {
-		props[message.PropertyDelayLevel] = fmt.Sprint(m.DelayLevel)
+		add(message.PropertyDelayLevel)
+		dst = strconv.AppendInt(dst, int64(m.DelayLevel), 10)
 	}
 	if !m.DeliverAt.IsZero() {
-		if m.DelayLevel > 0 {
-			return nil, fmt.Errorf("%w: a message has either a delay level or a delivery time, not both", ErrInvalidMessage)
-		}
-		props[propertyTimerDeliverMs] = strconv.FormatInt(m.DeliverAt.UnixMilli(), 10)
+		add(propertyTimerDeliverMs)
+		dst = strconv.AppendInt(dst, m.DeliverAt.UnixMilli(), 10)
 	}
-	if props[message.PropertyUniqKey] == "" {
-		props[message.PropertyUniqKey] = uniqKey
+	if uniqKey != "" {
+		add(message.PropertyUniqKey)
+		dst = append(dst, uniqKey...)
 	}
-	if err := message.ValidateProperties(props); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	if len(dst)-start > message.MaxPropertiesLength {
+		return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrPropertiesTooLong)
 	}
-	return props, nil
+	return dst, uniqKey, nil
+}
+
+// overrides reports whether property name is set by one of m's fields (or is UNIQ_KEY, which
+// appendProperties writes last), so a user property of that name is not written.
+func (m *Message) overrides(name string) bool {
+	switch name {
+	case message.PropertyTags:
+		return m.Tags != ""
+	case message.PropertyKeys:
+		return len(m.Keys) > 0
+	case message.PropertyDelayLevel:
+		return m.DelayLevel > 0
+	case propertyTimerDeliverMs:
+		return !m.DeliverAt.IsZero()
+	case message.PropertyUniqKey:
+		return true
+	}
+	return false
 }
 
 func (m *Message) validate() error {

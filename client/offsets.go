@@ -41,17 +41,14 @@ func (f ConsumeFrom) String() string {
 
 // queueOffsetCall asks mq's master for one offset-valued answer (GET_MAX_OFFSET, GET_MIN_OFFSET,
 // SEARCH_OFFSET_BY_TIMESTAMP, QUERY_CONSUMER_OFFSET).
-func (c *core) queueOffsetCall(ctx context.Context, req code.Request, mq MessageQueue, ext map[string]string) (int64, error) {
+func (c *core) queueOffsetCall(ctx context.Context, req code.Request, mq MessageQueue, ext remoting.Fields) (int64, error) {
 	addr := c.routes.masterAddr(mq.BrokerName)
 	if addr == "" {
 		c.routes.refreshSoon(mq.Topic)
 		return 0, fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	if ext == nil {
-		ext = map[string]string{}
-	}
-	ext["topic"] = mq.Topic
-	ext["queueId"] = strconv.Itoa(int(mq.QueueID))
+	ext.Set("topic", mq.Topic)
+	ext.Set("queueId", strconv.Itoa(int(mq.QueueID)))
 	resp, err := c.call(ctx, addr, remoting.NewRequest(req, ext, nil))
 	if err != nil {
 		return 0, err
@@ -66,11 +63,11 @@ func (c *core) queueOffsetCall(ctx context.Context, req code.Request, mq Message
 
 // startOffset returns where group starts on mq: its committed offset, or the one from says.
 func (c *core) startOffset(ctx context.Context, group string, mq MessageQueue, from ConsumeFrom) (int64, error) {
-	ext := map[string]string{"consumerGroup": group}
+	ext := remoting.Fields{"consumerGroup", group}
 	if from.kind == 2 {
 		// A broker answers 0 for a group without an offset on a young queue (RocketMQ 4.9's rule,
 		// which CONSUME_FROM_LAST_OFFSET relies on); a timestamp asks for something precise.
-		ext["setZeroIfNotFound"] = "false"
+		ext.Set("setZeroIfNotFound", "false")
 	}
 	off, err := c.queueOffsetCall(ctx, code.QueryConsumerOffset, mq, ext)
 	if err == nil {
@@ -88,7 +85,7 @@ func (c *core) offsetFrom(ctx context.Context, mq MessageQueue, from ConsumeFrom
 	case 1:
 		return c.queueOffsetCall(ctx, code.GetMinOffset, mq, nil)
 	case 2:
-		return c.queueOffsetCall(ctx, code.SearchOffsetByTimestamp, mq, map[string]string{"timestamp": strconv.FormatInt(from.at.UnixMilli(), 10)})
+		return c.queueOffsetCall(ctx, code.SearchOffsetByTimestamp, mq, remoting.Fields{"timestamp", strconv.FormatInt(from.at.UnixMilli(), 10)})
 	}
 	return c.queueOffsetCall(ctx, code.GetMaxOffset, mq, nil)
 }
@@ -99,8 +96,12 @@ func (c *core) commitOffset(ctx context.Context, group string, mq MessageQueue, 
 	if addr == "" {
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	ext := map[string]string{"consumerGroup": group, "topic": mq.Topic, "queueId": strconv.Itoa(int(mq.QueueID)),
-		"commitOffset": strconv.FormatInt(off, 10)}
+	ext := remoting.Fields{
+		"consumerGroup", group,
+		"topic", mq.Topic,
+		"queueId", strconv.Itoa(int(mq.QueueID)),
+		"commitOffset", strconv.FormatInt(off, 10),
+	}
 	_, err := c.call(ctx, addr, remoting.NewRequest(code.UpdateConsumerOffset, ext, nil))
 	return err
 }

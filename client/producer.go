@@ -261,7 +261,7 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*Se
 		a.finish(nil, err, true)
 		return
 	}
-	a.req, a.deadline = req, p.sendDeadline()
+	a.req, a.deadline = req, p.sendDeadline(req.began)
 	a.next(true)
 }
 
@@ -285,15 +285,15 @@ type asyncSend struct {
 func (a *asyncSend) next(inCaller bool) {
 	p := a.p
 	for a.attempts <= p.cfg.retries {
-		timeout, expired := untilDeadline(a.deadline)
+		timeout, expired := p.attemptTimeout(a.attempts, a.deadline)
 		if a.attempts > 0 && (a.ctx.Err() != nil || expired) {
 			break
 		}
 		a.attempts++
 		mq, addr, err := p.target(a.ctx, a.msg, a.lastBroker)
 		if err == nil {
-			start := time.Now()
-			cmd := a.req.command(p.cfg.group, mq, p.cfg.now())
+			start := a.req.attemptStart(p.cfg.now)
+			cmd := a.req.command(p.cfg.group, mq, start)
 			reqCode := cmd.RequestCode()
 			err = p.c.invokeAsync(a.ctx, addr, cmd, timeout, func(resp *remoting.Command, err error) {
 				var res *SendResult
@@ -370,7 +370,7 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 		p.c.routes.refreshSoon(msg.Topic)
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	cmd := req.command(p.cfg.group, mq, p.cfg.now())
+	cmd := req.command(p.cfg.group, mq, req.attemptStart(p.cfg.now))
 	err = p.c.tc.InvokeOneway(ctx, addr, cmd)
 	releaseCommand(cmd)
 	if err != nil {
@@ -389,8 +389,9 @@ func (p *Producer) SendBatch(ctx context.Context, msgs ...*Message) (*SendResult
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: empty batch", ErrInvalidMessage)
 	}
-	batch := make([]*message.Message, len(msgs))
 	ids := make([]string, len(msgs))
+	var data, props []byte
+	began := p.cfg.now()
 	for i, m := range msgs {
 		if err := m.validate(); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
@@ -401,21 +402,18 @@ func (p *Producer) SendBatch(ctx context.Context, msgs ...*Message) (*SendResult
 		if m.DelayLevel != 0 || !m.DeliverAt.IsZero() {
 			return nil, fmt.Errorf("%w: message %d: a batch cannot carry a delay level or a delivery time", ErrInvalidMessage, i)
 		}
-		props, err := m.properties(p.ids.Next())
-		if err != nil {
+		var err error
+		if props, ids[i], err = m.appendProperties(props[:0], p.ids.NextAt(began)); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
-		ids[i] = props[message.PropertyUniqKey]
-		batch[i] = &message.Message{Flag: m.Flag, Body: m.Body, Properties: props}
-	}
-	data, err := message.AppendBatch(nil, batch)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		if data, err = message.AppendBatchItem(data, m.Flag, m.Body, props); err != nil {
+			return nil, fmt.Errorf("message %d: %w: %w", i, ErrInvalidMessage, err)
+		}
 	}
 	if len(data) > p.cfg.maxMessageSize {
 		return nil, fmt.Errorf("%w: the batch encodes to %d bytes; the limit is %d", ErrMessageTooLarge, len(data), p.cfg.maxMessageSize)
 	}
-	req := &sendRequest{topic: msgs[0].Topic, body: data, batch: true, uniqKey: strings.Join(ids, ",")}
+	req := &sendRequest{topic: msgs[0].Topic, body: data, batch: true, uniqKey: strings.Join(ids, ","), began: began}
 	return p.sendWithRetries(ctx, msgs[0], req)
 }
 
@@ -456,11 +454,11 @@ func (p *Producer) sendContext(ctx context.Context) (context.Context, context.Ca
 // sendWithRetries sends req, trying again on another broker (or, for an ordered message, on the same
 // queue) while the failure is retriable and attempts and time remain.
 func (p *Producer) sendWithRetries(ctx context.Context, msg *Message, req *sendRequest) (*SendResult, error) {
-	deadline := p.sendDeadline()
+	deadline := p.sendDeadline(req.began)
 	var lastErr error
 	lastBroker := ""
 	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
-		timeout, expired := untilDeadline(deadline)
+		timeout, expired := p.attemptTimeout(attempt, deadline)
 		if attempt > 0 && (ctx.Err() != nil || expired) {
 			break
 		}
@@ -491,11 +489,21 @@ func (p *Producer) afterFailure(topic string, err error) error {
 
 // sendDeadline is when a send that starts now runs out of time (zero: never). The transport enforces
 // it without a timer per call; a context with a deadline costs one, and showed in profiles.
-func (p *Producer) sendDeadline() time.Time {
+func (p *Producer) sendDeadline(began time.Time) time.Time {
 	if p.cfg.sendTimeout <= 0 {
 		return time.Time{}
 	}
-	return time.Now().Add(p.cfg.sendTimeout)
+	return began.Add(p.cfg.sendTimeout)
+}
+
+// attemptTimeout returns how long attempt n (0 for the first) of a send may wait for its answer and
+// whether the send's deadline has passed. The first attempt has the whole send timeout, without a
+// reading of the clock: the clock is slow on some virtual machines, and this runs per message.
+func (p *Producer) attemptTimeout(n int, deadline time.Time) (time.Duration, bool) {
+	if n == 0 {
+		return max(p.cfg.sendTimeout, 0), false
+	}
+	return untilDeadline(deadline)
 }
 
 // untilDeadline returns the time left before deadline (0 for none) and whether it has passed.
@@ -514,8 +522,8 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 	if err != nil {
 		return nil, mq.BrokerName, err
 	}
-	start := time.Now()
-	cmd := req.command(p.cfg.group, mq, p.cfg.now())
+	start := req.attemptStart(p.cfg.now)
+	cmd := req.command(p.cfg.group, mq, start)
 	resp, err := p.c.invokeTimeout(ctx, addr, cmd, timeout)
 	var res *SendResult
 	if err == nil {
@@ -587,6 +595,17 @@ type sendRequest struct {
 	flag       int32
 	batch      bool
 	uniqKey    string
+	began      time.Time // when the send began: the time of its first attempt and of its id
+	tried      bool      // an attempt has started
+}
+
+// attemptStart returns the start of an attempt: when the send began for the first, now after.
+func (r *sendRequest) attemptStart(now func() time.Time) time.Time {
+	if !r.tried {
+		r.tried = true
+		return r.began
+	}
+	return now()
 }
 
 // prepare validates msg and encodes what every attempt sends.
@@ -597,12 +616,13 @@ func (p *Producer) prepare(msg *Message) (*sendRequest, error) {
 	if len(msg.Body) > p.cfg.maxMessageSize {
 		return nil, fmt.Errorf("%w: the body is %d bytes; the limit is %d", ErrMessageTooLarge, len(msg.Body), p.cfg.maxMessageSize)
 	}
-	props, err := msg.properties(p.ids.Next())
+	began := p.cfg.now()
+	var buf [256]byte
+	props, uniqKey, err := msg.appendProperties(buf[:0], p.ids.NextAt(began))
 	if err != nil {
 		return nil, err
 	}
-	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, uniqKey: props[message.PropertyUniqKey],
-		properties: string(message.AppendProperties(nil, props))}
+	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, uniqKey: uniqKey, properties: string(props), began: began}
 	if p.cfg.compressThreshold > 0 && len(msg.Body) > p.cfg.compressThreshold {
 		if z, ok := compress(msg.Body, p.cfg.compressLevel); ok {
 			req.body = z
@@ -636,19 +656,22 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 	if r.batch {
 		c = code.SendBatchMessage
 	}
-	ext := sendHeaders.Get().(map[string]string)
-	ext["a"] = group
-	ext["b"] = r.topic
-	ext["c"] = body.AutoCreateTopicTemplate
-	ext["d"] = defaultTopicQueueNumsText
-	ext["e"] = strconv.Itoa(int(mq.QueueID))
-	ext["f"] = strconv.Itoa(int(r.sysFlag))
-	ext["g"] = strconv.FormatInt(now.UnixMilli(), 10)
-	ext["h"] = strconv.Itoa(int(r.flag))
-	ext["i"] = r.properties
-	ext["j"] = "0"
-	ext["k"] = "false"
-	ext["m"] = strconv.FormatBool(r.batch)
+	hdr := sendHeaders.Get().(*remoting.Fields)
+	ext := append((*hdr)[:0],
+		"a", group,
+		"b", r.topic,
+		"c", body.AutoCreateTopicTemplate,
+		"d", defaultTopicQueueNumsText,
+		"e", strconv.Itoa(int(mq.QueueID)),
+		"f", strconv.Itoa(int(r.sysFlag)),
+		"g", strconv.FormatInt(now.UnixMilli(), 10),
+		"h", strconv.Itoa(int(r.flag)),
+		"i", r.properties,
+		"j", "0",
+		"k", "false",
+		"m", strconv.FormatBool(r.batch))
+	*hdr = nil
+	headerHolders.Put(hdr)
 	req := remoting.NewRequest(c, ext, r.body)
 	// The binary header (serializeTypeCurrentRPC ROCKETMQ, which RocketMQ brokers accept as Java
 	// clients can send it): the properties need no JSON escaping, and both sides save the scan.
@@ -658,15 +681,18 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 
 var (
 	defaultTopicQueueNumsText = strconv.Itoa(defaultTopicQueueNums)
-	// sendHeaders recycles the header maps of send requests: one map per send was a tenth of the
-	// producer's allocations.
-	sendHeaders = sync.Pool{New: func() any { return make(map[string]string, 12) }}
+	// sendHeaders recycles the header slices of send requests (one per send was a tenth of the
+	// producer's allocations), headerHolders the empty pointers that carry them through the pool.
+	sendHeaders   = sync.Pool{New: func() any { return new(remoting.Fields) }}
+	headerHolders = sync.Pool{New: func() any { return new(remoting.Fields) }}
 )
 
 // releaseCommand returns the header of a command from command for reuse; cmd must not be used after.
 func releaseCommand(cmd *remoting.Command) {
 	clear(cmd.ExtFields)
-	sendHeaders.Put(cmd.ExtFields)
+	hdr := headerHolders.Get().(*remoting.Fields)
+	*hdr = cmd.ExtFields[:0]
+	sendHeaders.Put(hdr)
 	cmd.ExtFields = nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -476,5 +477,44 @@ func TestProducerSendHook(t *testing.T) {
 	defer hook.mu.Unlock()
 	if hook.attempts["broker-b"] != 3 || hook.failures != hook.attempts["broker-a"] || hook.failures == 0 {
 		t.Fatalf("hook saw %v attempts, %d failures", hook.attempts, hook.failures)
+	}
+}
+
+// TestMessageProperties: the wire properties of a message, built without a map, follow the rules of
+// Message.Properties: fields override reserved names, a user UNIQ_KEY is kept, empty items are
+// dropped, and names are in a fixed order.
+func TestMessageProperties(t *testing.T) {
+	at := time.UnixMilli(1_700_000_000_123)
+	cases := []struct {
+		msg      Message
+		wire     string
+		uniqSent string
+	}{
+		{Message{}, "UNIQ_KEY\x01gen", "gen"},
+		{Message{Tags: "A", Keys: []string{"k1", "k2"}, DelayLevel: 3},
+			"TAGS\x01A\x02KEYS\x01k1 k2\x02DELAY\x013\x02UNIQ_KEY\x01gen", "gen"},
+		{Message{DeliverAt: at, Properties: map[string]string{"b": "2", "a": "1", "empty": "", "TAGS": "user"}},
+			"TAGS\x01user\x02a\x011\x02b\x012\x02TIMER_DELIVER_MS\x011700000000123\x02UNIQ_KEY\x01gen", "gen"},
+		{Message{Tags: "A", Properties: map[string]string{"TAGS": "user", "UNIQ_KEY": "mine"}},
+			"TAGS\x01A\x02UNIQ_KEY\x01mine", "mine"},
+	}
+	for i, c := range cases {
+		got, uniq, err := c.msg.appendProperties(nil, "gen")
+		if err != nil || string(got) != c.wire || uniq != c.uniqSent {
+			t.Errorf("case %d: %q, %q, %v; want %q, %q", i, got, uniq, err, c.wire, c.uniqSent)
+		}
+	}
+	bad := []Message{
+		{DelayLevel: -1},
+		{DelayLevel: 2, DeliverAt: at},
+		{Keys: []string{"a b"}},
+		{Tags: "a\x02b"},
+		{Properties: map[string]string{"k": "v\x01"}},
+		{Properties: map[string]string{"big": strings.Repeat("x", message.MaxPropertiesLength)}},
+	}
+	for i, m := range bad {
+		if _, _, err := m.appendProperties(nil, "gen"); !errors.Is(err, ErrInvalidMessage) {
+			t.Errorf("bad case %d: %v", i, err)
+		}
 	}
 }

@@ -690,10 +690,14 @@ func (pc *PushConsumer) sendBack(ctx context.Context, mq MessageQueue, m *messag
 	if addr == "" {
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	ext := map[string]string{
-		"offset": strconv.FormatInt(m.CommitLogOffset, 10), "group": pc.group,
-		"delayLevel": strconv.Itoa(delayLevel), "originMsgId": m.MsgID(), "originTopic": m.Topic,
-		"unitMode": "false", "maxReconsumeTimes": strconv.Itoa(pc.cfg.maxReconsumeTimes),
+	ext := remoting.Fields{
+		"offset", strconv.FormatInt(m.CommitLogOffset, 10),
+		"group", pc.group,
+		"delayLevel", strconv.Itoa(delayLevel),
+		"originMsgId", m.MsgID(),
+		"originTopic", m.Topic,
+		"unitMode", "false",
+		"maxReconsumeTimes", strconv.Itoa(pc.cfg.maxReconsumeTimes),
 	}
 	_, err := pc.c.call(ctx, addr, remoting.NewRequest(code.ConsumerSendMsgBack, ext, nil))
 	return err

@@ -139,7 +139,7 @@ func (t *routeTable) fetch(ctx context.Context, topic string, allowAuto bool) (*
 }
 
 func (t *routeTable) fetchData(ctx context.Context, topic string) (*body.TopicRouteData, error) {
-	resp, err := t.c.callNameServer(ctx, remoting.NewRequest(code.GetRouteinfoByTopic, map[string]string{"topic": topic}, nil))
+	resp, err := t.c.callNameServer(ctx, remoting.NewRequest(code.GetRouteinfoByTopic, remoting.Fields{"topic", topic}, nil))
 	if err != nil {
 		return nil, err
 	}

@@ -101,14 +101,14 @@ func (p *Producer) answerCheck(ctx context.Context, conn *transport.Conn, req *r
 }
 
 func endTransactionRequest(group string, halfOffset, logOffset int64, uniqKey string, state TransactionState, fromCheck bool) *remoting.Command {
-	return remoting.NewRequest(code.EndTransaction, map[string]string{
-		"producerGroup":        group,
-		"tranStateTableOffset": strconv.FormatInt(halfOffset, 10),
-		"commitLogOffset":      strconv.FormatInt(logOffset, 10),
-		"commitOrRollback":     strconv.Itoa(int(state.sysFlag())),
-		"fromTransactionCheck": strconv.FormatBool(fromCheck),
-		"msgId":                uniqKey,
-		"transactionId":        uniqKey,
+	return remoting.NewRequest(code.EndTransaction, remoting.Fields{
+		"producerGroup", group,
+		"tranStateTableOffset", strconv.FormatInt(halfOffset, 10),
+		"commitLogOffset", strconv.FormatInt(logOffset, 10),
+		"commitOrRollback", strconv.Itoa(int(state.sysFlag())),
+		"fromTransactionCheck", strconv.FormatBool(fromCheck),
+		"msgId", uniqKey,
+		"transactionId", uniqKey,
 	}, nil)
 }
 

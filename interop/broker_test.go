@@ -205,10 +205,18 @@ func TestTagFiltering(t *testing.T) {
 	defer cl.Close()
 	got := 0
 	for q := range 4 {
-		req := remoting.NewRequest(code.PullMessage, map[string]string{
-			"consumerGroup": "raw-tag-cg", "topic": topic, "queueId": strconv.Itoa(q), "queueOffset": "0",
-			"maxMsgNums": "32", "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0",
-			"subscription": "TagB", "subVersion": "0", "expressionType": "TAG",
+		req := remoting.NewRequest(code.PullMessage, remoting.Fields{
+			"consumerGroup", "raw-tag-cg",
+			"topic", topic,
+			"queueId", strconv.Itoa(q),
+			"queueOffset", "0",
+			"maxMsgNums", "32",
+			"sysFlag", "4",
+			"commitOffset", "0",
+			"suspendTimeoutMillis", "0",
+			"subscription", "TagB",
+			"subVersion", "0",
+			"expressionType", "TAG",
 		}, nil)
 		resp, err := cl.Invoke(ctx, dc.broker, req)
 		if err != nil {

@@ -32,7 +32,7 @@ func TestBrokerToClientCalls(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	call := func(c code.Request, ext map[string]string) *remoting.Command {
+	call := func(c code.Request, ext remoting.Fields) *remoting.Command {
 		resp, err := cl.Invoke(ctx, dc.broker, remoting.NewRequest(c, ext, nil))
 		if err != nil {
 			t.Fatal(err)
@@ -42,22 +42,22 @@ func TestBrokerToClientCalls(t *testing.T) {
 	var list struct {
 		ConsumerIDList []string `json:"consumerIdList"`
 	}
-	json.Unmarshal(call(code.GetConsumerListByGroup, map[string]string{"consumerGroup": group}).Body, &list)
+	json.Unmarshal(call(code.GetConsumerListByGroup, remoting.Fields{"consumerGroup", group}).Body, &list)
 	if len(list.ConsumerIDList) != 1 {
 		t.Fatalf("consumer list %v", list)
 	}
 	clientID := list.ConsumerIDList[0]
 
-	info := call(code.GetConsumerRunningInfo, map[string]string{"consumerGroup": group, "clientId": clientID})
+	info := call(code.GetConsumerRunningInfo, remoting.Fields{"consumerGroup", group, "clientId", clientID})
 	if info.ResponseCode() != code.Success || !strings.Contains(string(info.Body), "PROP_CLIENT_VERSION") {
 		t.Fatalf("running info: %v %q %.200s", info.ResponseCode(), info.Remark, info.Body)
 	}
-	status := call(code.InvokeBrokerToGetConsumerStatus, map[string]string{"topic": topic, "group": group})
+	status := call(code.InvokeBrokerToGetConsumerStatus, remoting.Fields{"topic", topic, "group", group})
 	if status.ResponseCode() != code.Success || !strings.Contains(string(status.Body), clientID) {
 		t.Fatalf("consumer status: %v %q %.200s", status.ResponseCode(), status.Remark, status.Body)
 	}
 
-	reset := call(code.InvokeBrokerToResetOffset, map[string]string{"topic": topic, "group": group, "timestamp": "0", "isForce": "true"})
+	reset := call(code.InvokeBrokerToResetOffset, remoting.Fields{"topic", topic, "group", group, "timestamp", "0", "isForce", "true"})
 	if reset.ResponseCode() != code.Success {
 		t.Fatalf("reset: %v %s", reset.ResponseCode(), reset.Remark)
 	}

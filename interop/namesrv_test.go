@@ -36,7 +36,7 @@ func startFakeBroker(t *testing.T) *fakeBroker {
 		fb.mu.Unlock()
 		resp := remoting.NewResponse(code.Success, "")
 		if req.RequestCode() == code.SendMessage {
-			resp.ExtFields = map[string]string{"msgId": "7F00000100002A9F0000000000000000", "queueId": req.Ext("queueId"), "queueOffset": "0"}
+			resp.ExtFields = remoting.Fields{"msgId", "7F00000100002A9F0000000000000000", "queueId", req.Ext("queueId"), "queueOffset", "0"}
 		}
 		return resp
 	})
@@ -73,9 +73,13 @@ func registerBroker(t *testing.T, namesrvAddr, brokerName, brokerAddr string, to
 		w.TopicConfigTable[topic] = &body.TopicConfig{TopicName: topic, ReadQueueNums: 4, WriteQueueNums: 4, Perm: body.PermRead | body.PermWrite, TopicFilterType: "SINGLE_TAG"}
 	}
 	data := body.EncodeRegisterBroker(&body.RegisterBrokerBody{TopicConfigSerializeWrapper: w})
-	req := remoting.NewRequest(code.RegisterBroker, map[string]string{
-		"brokerName": brokerName, "brokerAddr": brokerAddr, "clusterName": "DefaultCluster",
-		"haServerAddr": brokerAddr, "brokerId": "0", "bodyCrc32": strconv.Itoa(int(body.BodyCRC32(data))),
+	req := remoting.NewRequest(code.RegisterBroker, remoting.Fields{
+		"brokerName", brokerName,
+		"brokerAddr", brokerAddr,
+		"clusterName", "DefaultCluster",
+		"haServerAddr", brokerAddr,
+		"brokerId", "0",
+		"bodyCrc32", strconv.Itoa(int(body.BodyCRC32(data))),
 	}, data)
 	cl := transport.NewClient(transport.ClientOptions{})
 	t.Cleanup(func() { cl.Close() })

@@ -56,20 +56,34 @@ func DecodeBatch(body []byte) ([]*Message, error) {
 // message's properties cannot be encoded.
 func AppendBatch(dst []byte, msgs []*Message) ([]byte, error) {
 	start := len(dst)
-	be := binary.BigEndian
 	for _, m := range msgs {
 		if err := ValidateProperties(m.Properties); err != nil {
 			return dst[:start], err
 		}
-		propsLen := PropertiesLength(m.Properties)
-		dst = be.AppendUint32(dst, uint32(batchFixed+len(m.Body)+propsLen))
-		dst = be.AppendUint32(dst, 0)
-		dst = be.AppendUint32(dst, 0)
-		dst = be.AppendUint32(dst, uint32(m.Flag))
-		dst = be.AppendUint32(dst, uint32(len(m.Body)))
-		dst = append(dst, m.Body...)
-		dst = be.AppendUint16(dst, uint16(propsLen))
+		dst = appendBatchItem(dst, m.Flag, m.Body, PropertiesLength(m.Properties))
 		dst = AppendProperties(dst, m.Properties)
 	}
 	return dst, nil
+}
+
+// AppendBatchItem appends one item of a SEND_BATCH_MESSAGE body whose properties are already encoded
+// (by AppendProperties or the same rules); it returns ErrPropertiesTooLong and leaves dst unchanged
+// when they are too long.
+func AppendBatchItem(dst []byte, flag int32, body, properties []byte) ([]byte, error) {
+	if len(properties) > MaxPropertiesLength {
+		return dst, ErrPropertiesTooLong
+	}
+	return append(appendBatchItem(dst, flag, body, len(properties)), properties...), nil
+}
+
+// appendBatchItem appends an item up to its properties, which the caller appends.
+func appendBatchItem(dst []byte, flag int32, body []byte, propsLen int) []byte {
+	be := binary.BigEndian
+	dst = be.AppendUint32(dst, uint32(batchFixed+len(body)+propsLen))
+	dst = be.AppendUint32(dst, 0)
+	dst = be.AppendUint32(dst, 0)
+	dst = be.AppendUint32(dst, uint32(flag))
+	dst = be.AppendUint32(dst, uint32(len(body)))
+	dst = append(dst, body...)
+	return be.AppendUint16(dst, uint16(propsLen))
 }

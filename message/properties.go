@@ -137,7 +137,7 @@ func appendProperties(dst []byte, props map[string]string, check bool) ([]byte, 
 	var stack [16]string
 	names := stack[:0]
 	for k, v := range props {
-		if check && (hasSeparator(k) || hasSeparator(v)) {
+		if check && (HasSeparator(k) || HasSeparator(v)) {
 			return dst, ErrBadProperty
 		}
 		if k != "" && v != "" {
@@ -180,7 +180,7 @@ func PropertiesLength(props map[string]string) int {
 // MaxPropertiesLength.
 func ValidateProperties(props map[string]string) error {
 	for k, v := range props {
-		if hasSeparator(k) || hasSeparator(v) {
+		if HasSeparator(k) || HasSeparator(v) {
 			return ErrBadProperty
 		}
 	}
@@ -190,8 +190,9 @@ func ValidateProperties(props map[string]string) error {
 	return nil
 }
 
-// hasSeparator reports whether s contains \x01 or \x02. Two IndexByte
-// scans are much faster than strings.ContainsAny on the append path.
-func hasSeparator(s string) bool {
+// HasSeparator reports whether s contains \x01 or \x02, which a property name
+// or value must not. Two IndexByte scans are much faster than
+// strings.ContainsAny on the append path.
+func HasSeparator(s string) bool {
 	return strings.IndexByte(s, NameValueSeparator) >= 0 || strings.IndexByte(s, PropertySeparator) >= 0
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,16 +53,21 @@ func call(t *testing.T, cl *transport.Client, addr string, req *remoting.Command
 
 func registerRequest(name, addr string, id int64, w *body.TopicConfigWrapper) *remoting.Command {
 	data := body.EncodeRegisterBroker(&body.RegisterBrokerBody{TopicConfigSerializeWrapper: *w})
-	return remoting.NewRequest(code.RegisterBroker, map[string]string{
-		"brokerName": name, "brokerAddr": addr, "clusterName": "DefaultCluster", "haServerAddr": addr + "-ha",
-		"brokerId": itoa(id), "compressed": "false", "bodyCrc32": itoa(int64(body.BodyCRC32(data))),
+	return remoting.NewRequest(code.RegisterBroker, remoting.Fields{
+		"brokerName", name,
+		"brokerAddr", addr,
+		"clusterName", "DefaultCluster",
+		"haServerAddr", addr + "-ha",
+		"brokerId", itoa(id),
+		"compressed", "false",
+		"bodyCrc32", itoa(int64(body.BodyCRC32(data))),
 	}, data)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func routeRequest(topic string, version int16) *remoting.Command {
-	req := remoting.NewRequest(code.GetRouteinfoByTopic, map[string]string{"topic": topic}, nil)
+	req := remoting.NewRequest(code.GetRouteinfoByTopic, remoting.Fields{"topic", topic}, nil)
 	req.Version = version
 	return req
 }
@@ -110,12 +116,12 @@ func TestRegisterThenRouteOverTCP(t *testing.T) {
 		t.Fatalf("topic list %s", all.Body)
 	}
 
-	del := call(t, cl, addr, remoting.NewRequest(code.DeleteTopicInNamesrv, map[string]string{"topic": "TopicTest"}, nil))
+	del := call(t, cl, addr, remoting.NewRequest(code.DeleteTopicInNamesrv, remoting.Fields{"topic", "TopicTest"}, nil))
 	if del.ResponseCode() != code.Success || call(t, cl, addr, routeRequest("TopicTest", 317)).ResponseCode() != code.TopicNotExist {
 		t.Fatal("topic not deleted")
 	}
 
-	unreg := remoting.NewRequest(code.UnregisterBroker, map[string]string{"brokerName": "broker-a", "brokerAddr": "127.0.0.1:10921", "clusterName": "DefaultCluster", "brokerId": "1"}, nil)
+	unreg := remoting.NewRequest(code.UnregisterBroker, remoting.Fields{"brokerName", "broker-a", "brokerAddr", "127.0.0.1:10921", "clusterName", "DefaultCluster", "brokerId", "1"}, nil)
 	if call(t, cl, addr, unreg).ResponseCode() != code.Success {
 		t.Fatal("unregister")
 	}
@@ -128,22 +134,16 @@ func TestBadRegistrationsLeaveNoTrace(t *testing.T) {
 	good := registerRequest("broker-a", "127.0.0.1:10911", 0, topics(1, "T"))
 
 	badCRC := *good
-	badCRC.ExtFields = map[string]string{}
-	for k, v := range good.ExtFields {
-		badCRC.ExtFields[k] = v
-	}
-	badCRC.ExtFields["bodyCrc32"] = "12345"
+	badCRC.ExtFields = slices.Clone(good.ExtFields)
+	badCRC.ExtFields.Set("bodyCrc32", "12345")
 
 	badBody := *good
-	badBody.ExtFields = map[string]string{}
-	for k, v := range good.ExtFields {
-		badBody.ExtFields[k] = v
-	}
-	delete(badBody.ExtFields, "bodyCrc32")
+	badBody.ExtFields = slices.Clone(good.ExtFields)
+	badBody.ExtFields.Delete("bodyCrc32")
 	badBody.Body = []byte(`{"topicConfigSerializeWrapper":{"topicConfigTable":{"T":{"perm":"six"}}}}`)
 
-	noName := remoting.NewRequest(code.RegisterBroker, map[string]string{"brokerAddr": "x:1", "clusterName": "c", "haServerAddr": "", "brokerId": "0"}, nil)
-	badID := remoting.NewRequest(code.RegisterBroker, map[string]string{"brokerName": "b", "brokerAddr": "x:1", "clusterName": "c", "haServerAddr": "", "brokerId": "zero"}, nil)
+	noName := remoting.NewRequest(code.RegisterBroker, remoting.Fields{"brokerAddr", "x:1", "clusterName", "c", "haServerAddr", "", "brokerId", "0"}, nil)
+	badID := remoting.NewRequest(code.RegisterBroker, remoting.Fields{"brokerName", "b", "brokerAddr", "x:1", "clusterName", "c", "haServerAddr", "", "brokerId", "zero"}, nil)
 	badTopic := registerRequest("broker-a", "127.0.0.1:10911", 0, topics(1, "bad topic"))
 
 	for name, req := range map[string]*remoting.Command{"crc": &badCRC, "body": &badBody, "no name": noName, "bad id": badID, "bad topic": badTopic} {
@@ -199,17 +199,17 @@ func TestKVConfigCalls(t *testing.T) {
 	_, addr := startNamesrv(t, Options{KVConfigPath: path, OrderMessageEnable: true})
 	cl := transport.NewClient(transport.ClientOptions{})
 	defer cl.Close()
-	kv := func(c code.Request, ext map[string]string) *remoting.Command {
+	kv := func(c code.Request, ext remoting.Fields) *remoting.Command {
 		return call(t, cl, addr, remoting.NewRequest(c, ext, nil))
 	}
-	if r := kv(code.GetKVConfig, map[string]string{"namespace": "ns", "key": "k"}); r.ResponseCode() != code.QueryNotFound {
+	if r := kv(code.GetKVConfig, remoting.Fields{"namespace", "ns", "key", "k"}); r.ResponseCode() != code.QueryNotFound {
 		t.Fatalf("missing key: %v", r.ResponseCode())
 	}
-	kv(code.PutKVConfig, map[string]string{"namespace": OrderTopicConfigNamespace, "key": "T", "value": "broker-a:4"})
-	if r := kv(code.GetKVConfig, map[string]string{"namespace": OrderTopicConfigNamespace, "key": "T"}); r.Ext("value") != "broker-a:4" {
+	kv(code.PutKVConfig, remoting.Fields{"namespace", OrderTopicConfigNamespace, "key", "T", "value", "broker-a:4"})
+	if r := kv(code.GetKVConfig, remoting.Fields{"namespace", OrderTopicConfigNamespace, "key", "T"}); r.Ext("value") != "broker-a:4" {
 		t.Fatalf("value %q", r.Ext("value"))
 	}
-	if r := kv(code.GetKVListByNamespace, map[string]string{"namespace": OrderTopicConfigNamespace}); string(r.Body) != `{"table":{"T":"broker-a:4"}}` {
+	if r := kv(code.GetKVListByNamespace, remoting.Fields{"namespace", OrderTopicConfigNamespace}); string(r.Body) != `{"table":{"T":"broker-a:4"}}` {
 		t.Fatalf("list %s", r.Body)
 	}
 	// The order config reaches brokers in the register answer and clients in the route.
@@ -229,11 +229,11 @@ func TestKVConfigCalls(t *testing.T) {
 	if v, _ := store.Get(OrderTopicConfigNamespace, "T"); v != "broker-a:4" {
 		t.Fatalf("persisted value %q", v)
 	}
-	kv(code.DeleteKVConfig, map[string]string{"namespace": OrderTopicConfigNamespace, "key": "T"})
-	if r := kv(code.GetKVListByNamespace, map[string]string{"namespace": OrderTopicConfigNamespace}); r.ResponseCode() != code.QueryNotFound {
+	kv(code.DeleteKVConfig, remoting.Fields{"namespace", OrderTopicConfigNamespace, "key", "T"})
+	if r := kv(code.GetKVListByNamespace, remoting.Fields{"namespace", OrderTopicConfigNamespace}); r.ResponseCode() != code.QueryNotFound {
 		t.Fatalf("after delete: %v", r.ResponseCode())
 	}
-	if r := kv(code.PutKVConfig, map[string]string{"namespace": "ns"}); r.ResponseCode() != code.SystemError || !strings.Contains(r.Remark, `"key"`) {
+	if r := kv(code.PutKVConfig, remoting.Fields{"namespace", "ns"}); r.ResponseCode() != code.SystemError || !strings.Contains(r.Remark, `"key"`) {
 		t.Fatalf("missing field: %v %q", r.ResponseCode(), r.Remark)
 	}
 }
@@ -262,15 +262,15 @@ func TestWritePermCalls(t *testing.T) {
 	cl := transport.NewClient(transport.ClientOptions{})
 	defer cl.Close()
 	call(t, cl, addr, registerRequest("broker-a", "127.0.0.1:10911", 0, topics(1, "T", "U")))
-	r := call(t, cl, addr, remoting.NewRequest(code.WipeWritePermOfBroker, map[string]string{"brokerName": "broker-a"}, nil))
+	r := call(t, cl, addr, remoting.NewRequest(code.WipeWritePermOfBroker, remoting.Fields{"brokerName", "broker-a"}, nil))
 	if r.Ext("wipeTopicCount") != "2" {
 		t.Fatalf("wipe %v", r.ExtFields)
 	}
-	r = call(t, cl, addr, remoting.NewRequest(code.AddWritePermOfBroker, map[string]string{"brokerName": "broker-a"}, nil))
+	r = call(t, cl, addr, remoting.NewRequest(code.AddWritePermOfBroker, remoting.Fields{"brokerName", "broker-a"}, nil))
 	if r.Ext("addTopicCount") != "2" {
 		t.Fatalf("add %v", r.ExtFields)
 	}
-	r = call(t, cl, addr, remoting.NewRequest(code.GetTopicsByCluster, map[string]string{"cluster": "DefaultCluster"}, nil))
+	r = call(t, cl, addr, remoting.NewRequest(code.GetTopicsByCluster, remoting.Fields{"cluster", "DefaultCluster"}, nil))
 	if string(r.Body) != `{"topicList":["T","U"]}` {
 		t.Fatalf("by cluster %s", r.Body)
 	}

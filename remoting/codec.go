@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 )
 
@@ -101,6 +100,9 @@ func AppendFrame(dst []byte, c *Command) ([]byte, error) {
 // It has no side effects on c, so it can be called again to retry.
 func AppendFrameHeader(dst []byte, c *Command, bodyLen int) ([]byte, error) {
 	start := len(dst)
+	if len(c.ExtFields)%2 != 0 {
+		return dst, fmt.Errorf("remoting: ext field %q has no value", c.ExtFields[len(c.ExtFields)-1])
+	}
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // length prefix and serialize type + header length
 	switch c.SerializeType {
 	case JSON:
@@ -123,31 +125,20 @@ func AppendFrameHeader(dst []byte, c *Command, bodyLen int) ([]byte, error) {
 	return dst, nil
 }
 
-// sortedKeys appends the ext keys to keys in order, so encodings are deterministic. Callers pass an
-// array on their stack, so a header of common size costs no allocation.
-func sortedKeys(keys []string, m map[string]string) []string {
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// appendJSONHeader writes the header as fastjson does: keys in alphabetical order, remark and
-// extFields omitted when empty.
+// appendJSONHeader writes the header as fastjson does: header keys in alphabetical order, remark and
+// extFields omitted when empty. Ext fields keep their order.
 func appendJSONHeader(dst []byte, c *Command) []byte {
 	dst = append(dst, `{"code":`...)
 	dst = strconv.AppendInt(dst, int64(c.Code), 10)
 	if len(c.ExtFields) > 0 {
 		dst = append(dst, `,"extFields":{`...)
-		var keys [16]string
-		for i, k := range sortedKeys(keys[:0], c.ExtFields) {
+		for i := 0; i+1 < len(c.ExtFields); i += 2 {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = AppendJSONString(dst, k)
+			dst = AppendJSONString(dst, c.ExtFields[i])
 			dst = append(dst, ':')
-			dst = AppendJSONString(dst, c.ExtFields[k])
+			dst = AppendJSONString(dst, c.ExtFields[i+1])
 		}
 		dst = append(dst, '}')
 	}
@@ -192,7 +183,7 @@ func decodeJSONHeader(b []byte, c *Command) error {
 			}
 		case "extFields":
 			if !r.null() {
-				c.ExtFields = r.stringMap()
+				c.ExtFields = r.stringFields()
 			}
 		default:
 			r.skipValue(0)
@@ -212,8 +203,8 @@ func appendBinaryHeader(dst []byte, c *Command) []byte {
 	dst = append(dst, c.Remark...)
 	lenAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	// Map order: the binary form is read into a map on every side, and sorting showed in profiles.
-	for k, v := range c.ExtFields {
+	for i := 0; i+1 < len(c.ExtFields); i += 2 {
+		k, v := c.ExtFields[i], c.ExtFields[i+1]
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
 		dst = append(dst, k...)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
@@ -223,23 +214,22 @@ func appendBinaryHeader(dst []byte, c *Command) []byte {
 	return dst
 }
 
-// countBinaryExt counts the fields of a binary ext block, to size its map; it stops at a malformed
-// length, which decoding then reports.
-func countBinaryExt(b []byte) int {
-	n := 0
+// countBinaryExt counts the fields of a binary ext block and reports whether they fill it exactly; it
+// stops at the first length that runs past the block.
+func countBinaryExt(b []byte) (n int, whole bool) {
 	for len(b) >= 2 {
 		kl := int(binary.BigEndian.Uint16(b))
 		if len(b) < 2+kl+4 {
-			break
+			return n, false
 		}
 		vl := int(binary.BigEndian.Uint32(b[2+kl:]))
-		if vl < 0 || len(b) < 2+kl+4+vl {
-			break
+		if len(b) < 2+kl+4+vl {
+			return n, false
 		}
 		b = b[2+kl+4+vl:]
 		n++
 	}
-	return n
+	return n, len(b) == 0
 }
 
 // binaryReader reads big-endian fields with a sticky error: after the first short read every read
@@ -283,6 +273,16 @@ func (r *binaryReader) u32(what string) uint32 {
 	return 0
 }
 
+// binaryExtError says where a binary ext block that countBinaryExt rejected goes wrong.
+func binaryExtError(block []byte) error {
+	ext := binaryReader{b: block}
+	for ext.err == nil {
+		ext.take(int(ext.u16("ext key length")), "ext key")
+		ext.take(int(int32(ext.u32("ext value length"))), "ext value")
+	}
+	return ext.err
+}
+
 func decodeBinaryHeader(b []byte, c *Command) error {
 	r := binaryReader{b: b}
 	c.Code = int16(r.u16("code"))
@@ -296,26 +296,23 @@ func decodeBinaryHeader(b []byte, c *Command) error {
 	if r.err != nil || len(block) == 0 {
 		return r.err
 	}
-	// One string holds every key and value; names of common fields come from the interned table.
-	all := string(block)
-	c.ExtFields = make(map[string]string, min(countBinaryExt(block), 64))
-	ext := binaryReader{b: block}
-	for ext.err == nil && len(ext.b) > 0 {
-		kAt := len(block) - len(ext.b) + 2
-		k := ext.take(int(ext.u16("ext key length")), "ext key")
-		vAt := len(block) - len(ext.b) + 4
-		v := ext.take(int(int32(ext.u32("ext value length"))), "ext value")
-		if ext.err != nil {
-			break
-		}
-		key, ok := internedKeys[string(k)] // no allocation: map lookup by []byte
-		if !ok {
-			key = all[kAt : kAt+len(k)]
-		}
-		c.ExtFields[key] = all[vAt : vAt+len(v)]
+	n, whole := countBinaryExt(block)
+	if !whole {
+		return binaryExtError(block)
 	}
-	if ext.err != nil {
-		return ext.err
+	// One string holds every key and value, and one slice their headers. The lengths were checked by
+	// countBinaryExt.
+	all := string(block)
+	c.ExtFields = make(Fields, 0, 2*min(n, 64))
+	var keys keySet
+	for p := 0; p < len(block); {
+		kl := int(binary.BigEndian.Uint16(block[p:]))
+		k := all[p+2 : p+2+kl]
+		p += 2 + kl
+		vl := int(binary.BigEndian.Uint32(block[p:]))
+		v := all[p+4 : p+4+vl]
+		p += 4 + vl
+		c.ExtFields = keys.add(c.ExtFields, k, v)
 	}
 	// Bytes after the ext block are ignored, as Java does.
 	return r.err

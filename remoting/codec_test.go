@@ -23,7 +23,7 @@ const (
 
 func javaResponse(st SerializeType) *Command {
 	return &Command{Code: 0, Language: LangJava, Version: 409, Opaque: 5, Flag: FlagResponse,
-		ExtFields: map[string]string{"queueId": "2"}, SerializeType: st}
+		ExtFields: Fields{"queueId", "2"}, SerializeType: st}
 }
 
 func mustHex(t testing.TB, s string) []byte {
@@ -84,7 +84,7 @@ func TestDecodeGoClientHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Command{Code: 105, Language: LangGo, Version: 317, Opaque: 1, ExtFields: map[string]string{"topic": "TopicTest"}}
+	want := &Command{Code: 105, Language: LangGo, Version: 317, Opaque: 1, ExtFields: Fields{"topic", "TopicTest"}}
 	if !reflect.DeepEqual(cmd, want) {
 		t.Fatalf("got %+v", cmd)
 	}
@@ -96,11 +96,11 @@ func TestDecodeGoClientHeader(t *testing.T) {
 func TestRoundTripBothForms(t *testing.T) {
 	cmds := []*Command{
 		{Code: 10, Language: LangGo, Version: 317, Opaque: 1 << 30, Flag: 0,
-			ExtFields: map[string]string{"topic": "T", "properties": "TAGS\x01a\x02KEYS\x01k 1\x02", "quote": `"\/`, "uni": "héllo ☃ 𝄞"},
+			ExtFields: Fields{"topic", "T", "properties", "TAGS\x01a\x02KEYS\x01k 1\x02", "quote", `"\/`, "uni", "héllo ☃ 𝄞"},
 			Body:      []byte("hello body")},
 		{Code: -1, Language: LangRust, Version: -5, Opaque: -7, Flag: FlagResponse | FlagOneway, Remark: "line1\nline2\ttab \x01 ctl"},
 		{Code: 34, Language: LangJava, Version: 409, Body: bytes.Repeat([]byte{0, 1, 2}, 1000)},
-		{Code: 0, Language: LangGo, ExtFields: map[string]string{"": "", "empty": ""}},
+		{Code: 0, Language: LangGo, ExtFields: Fields{"", "", "empty", ""}},
 	}
 	for _, st := range []SerializeType{JSON, RocketMQ} {
 		for i, c := range cmds {
@@ -130,7 +130,7 @@ func TestJSONHeaderLeniency(t *testing.T) {
 		// Unknown members of any type are skipped; null remark and extFields are fine; whitespace anywhere.
 		` { "code" : 17 , "x":[1,{"a":[true,false,null]},"s"], "remark":null, "extFields":null, "language":3 } `: {Code: 17, Language: LangPython},
 		// Ext values that are not strings keep their text.
-		`{"code":1,"extFields":{"n":12,"b":true,"f":false,"z":null,"e":"\u00e9\ud834\udd1e\n"}}`: {Code: 1, ExtFields: map[string]string{"n": "12", "b": "true", "f": "false", "e": "é𝄞\n"}},
+		`{"code":1,"extFields":{"n":12,"b":true,"f":false,"z":null,"e":"\u00e9\ud834\udd1e\n"}}`: {Code: 1, ExtFields: Fields{"n", "12", "b", "true", "f", "false", "e", "é𝄞\n"}},
 		`{"code":1,"language":"KLINGON"}`: {Code: 1, Language: LangOther},
 	}
 	for header, want := range cases {
@@ -202,7 +202,7 @@ func TestReadFrameLimits(t *testing.T) {
 }
 
 func TestFrameHeaderForSeparateBody(t *testing.T) {
-	c := &Command{Code: 11, Flag: FlagResponse, ExtFields: map[string]string{"nextBeginOffset": "7"}}
+	c := &Command{Code: 11, Flag: FlagResponse, ExtFields: Fields{"nextBeginOffset", "7"}}
 	body := []byte("stored messages")
 	head, err := AppendFrameHeader(nil, c, len(body))
 	if err != nil {
@@ -216,7 +216,7 @@ func TestFrameHeaderForSeparateBody(t *testing.T) {
 }
 
 func TestExtReader(t *testing.T) {
-	c := &Command{ExtFields: map[string]string{"topic": "T", "queueId": "3", "big": "9999999999", "order": "TRUE", "bad": "x"}}
+	c := &Command{ExtFields: Fields{"topic", "T", "queueId", "3", "big", "9999999999", "order", "TRUE", "bad", "x"}}
 	r := ReadExt(c)
 	if r.String("topic") != "T" || r.Int32("queueId") != 3 || r.Int64("big") != 9999999999 || !r.Bool("order") {
 		t.Fatal("values")
@@ -240,11 +240,20 @@ func TestExtReader(t *testing.T) {
 }
 
 func BenchmarkDecodeGoClientSend(b *testing.B) {
-	c := &Command{Code: 10, Language: LangGo, Version: 317, Opaque: 12345, ExtFields: map[string]string{
-		"producerGroup": "pg", "topic": "TopicTest", "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-		"queueId": "1", "sysFlag": "0", "bornTimestamp": "1700000000000", "flag": "0",
-		"properties": "TAGS\x01TagA\x02UNIQ_KEY\x01C0A80001000000000000000000000001\x02", "reconsumeTimes": "0",
-		"unitMode": "false", "batch": "false"}, Body: make([]byte, 1024)}
+	c := &Command{Code: 10, Language: LangGo, Version: 317, Opaque: 12345, ExtFields: Fields{
+		"producerGroup", "pg",
+		"topic", "TopicTest",
+		"defaultTopic", "TBW102",
+		"defaultTopicQueueNums", "4",
+		"queueId", "1",
+		"sysFlag", "0",
+		"bornTimestamp", "1700000000000",
+		"flag", "0",
+		"properties", "TAGS\x01TagA\x02UNIQ_KEY\x01C0A80001000000000000000000000001\x02",
+		"reconsumeTimes", "0",
+		"unitMode", "false",
+		"batch", "false",
+	}, Body: make([]byte, 1024)}
 	frame, _ := AppendFrame(nil, c)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
@@ -256,8 +265,11 @@ func BenchmarkDecodeGoClientSend(b *testing.B) {
 }
 
 func BenchmarkEncodeResponse(b *testing.B) {
-	c := &Command{Code: 0, Flag: FlagResponse, Opaque: 5, ExtFields: map[string]string{
-		"msgId": "7F00000100002A9F0000000000000000", "queueId": "1", "queueOffset": "42"}}
+	c := &Command{Code: 0, Flag: FlagResponse, Opaque: 5, ExtFields: Fields{
+		"msgId", "7F00000100002A9F0000000000000000",
+		"queueId", "1",
+		"queueOffset", "42",
+	}}
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -85,7 +85,7 @@ type Command struct {
 	Opaque    int32
 	Flag      int32
 	Remark    string
-	ExtFields map[string]string
+	ExtFields Fields
 	Body      []byte
 
 	// SerializeType is the header form the command was decoded from and is encoded with.
@@ -94,7 +94,7 @@ type Command struct {
 }
 
 // NewRequest returns a request with the given ext fields (which it keeps, not copies) and body.
-func NewRequest(c code.Request, ext map[string]string, body []byte) *Command {
+func NewRequest(c code.Request, ext Fields, body []byte) *Command {
 	return &Command{Code: int16(c), Language: LangGo, Version: Version, ExtFields: ext, Body: body}
 }
 
@@ -121,16 +121,11 @@ func (c *Command) RequestCode() code.Request { return code.Request(c.Code) }
 // ResponseCode returns Code as a response code.
 func (c *Command) ResponseCode() code.Response { return code.Response(c.Code) }
 
-// SetExt sets one ext field, creating the map if needed.
-func (c *Command) SetExt(key, value string) {
-	if c.ExtFields == nil {
-		c.ExtFields = make(map[string]string, 4)
-	}
-	c.ExtFields[key] = value
-}
+// SetExt sets one ext field.
+func (c *Command) SetExt(key, value string) { c.ExtFields.Set(key, value) }
 
 // Ext returns an ext field, or "" when absent.
-func (c *Command) Ext(key string) string { return c.ExtFields[key] }
+func (c *Command) Ext(key string) string { return c.ExtFields.Value(key) }
 
 func (c *Command) String() string {
 	kind := "request"

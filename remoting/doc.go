@@ -16,6 +16,9 @@
 //	| code (2B) | language (1B) | version (2B) | opaque (4B) | flag (4B) |
 //	| remark length (4B) | remark | ext length (4B) | { key length (2B) | key | value length (4B) | value }* |
 //
+// A Command keeps its ext fields as Fields, key, value pairs in one slice in wire order: a header has
+// a handful of fields, so scanning beats hashing and decoding builds no map.
+//
 // These layouts and the constants that describe them are part of the wire format and must not be
 // changed. The decoder checks every length before using it and keeps no state between frames; it is
 // fuzzed (FuzzDecodeFrame, FuzzReadFrame) with frames captured from the official Go client as seeds.

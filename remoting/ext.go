@@ -20,8 +20,9 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 //	queueID := r.Int32("queueId")
 //	if err := r.Err(); err != nil { ... }
 type ExtReader struct {
-	ext map[string]string
-	err error
+	ext  Fields
+	next int // where the pair after the last one found is: handlers read in about wire order
+	err  error
 }
 
 // ReadExt returns an ExtReader over the command's ext fields.
@@ -37,7 +38,7 @@ func (r *ExtReader) fail(key, why string) {
 }
 
 func (r *ExtReader) required(key string) (string, bool) {
-	v, ok := r.ext[key]
+	v, ok := r.get(key)
 	if !ok {
 		r.fail(key, "is required")
 	}
@@ -51,7 +52,21 @@ func (r *ExtReader) String(key string) string {
 }
 
 // OptString returns an optional string field, or "" when absent.
-func (r *ExtReader) OptString(key string) string { return r.ext[key] }
+func (r *ExtReader) OptString(key string) string {
+	v, _ := r.get(key)
+	return v
+}
+
+// get looks key up starting after the last pair found, so reading a header in its wire order costs one
+// comparison per field.
+func (r *ExtReader) get(key string) (string, bool) {
+	i := r.ext.index(key, r.next)
+	if i < 0 {
+		return "", false
+	}
+	r.next = i + 2
+	return r.ext[i+1], true
+}
 
 // Int64 returns a required integer field.
 func (r *ExtReader) Int64(key string) int64 {
@@ -64,7 +79,7 @@ func (r *ExtReader) Int64(key string) int64 {
 
 // OptInt64 returns an optional integer field, or def when absent or empty.
 func (r *ExtReader) OptInt64(key string, def int64) int64 {
-	v, ok := r.ext[key]
+	v, ok := r.get(key)
 	if !ok || v == "" {
 		return def
 	}
@@ -82,7 +97,7 @@ func (r *ExtReader) Int32(key string) int32 {
 
 // OptInt32 returns an optional 32-bit integer field, or def when absent or empty.
 func (r *ExtReader) OptInt32(key string, def int32) int32 {
-	v, ok := r.ext[key]
+	v, ok := r.get(key)
 	if !ok || v == "" {
 		return def
 	}
@@ -97,7 +112,7 @@ func (r *ExtReader) Bool(key string) bool {
 
 // OptBool returns an optional boolean field, or def when absent or empty.
 func (r *ExtReader) OptBool(key string, def bool) bool {
-	v, ok := r.ext[key]
+	v, ok := r.get(key)
 	if !ok || v == "" {
 		return def
 	}

@@ -11,7 +11,7 @@ func fuzzSeeds(f *testing.F) {
 	for _, st := range []SerializeType{JSON, RocketMQ} {
 		frame, _ := AppendFrame(nil, javaResponse(st))
 		f.Add(frame)
-		req := NewRequest(105, map[string]string{"topic": "TopicTest"}, []byte("body"))
+		req := NewRequest(105, Fields{"topic", "TopicTest"}, []byte("body"))
 		req.SerializeType = st
 		frame, _ = AppendFrame(nil, req)
 		f.Add(frame)
@@ -61,7 +61,7 @@ func validUTF8Command(c *Command) bool {
 	if !utf8Valid(c.Remark) {
 		return false
 	}
-	for k, v := range c.ExtFields {
+	for k, v := range c.ExtFields.All() {
 		if !utf8Valid(k) || !utf8Valid(v) {
 			return false
 		}

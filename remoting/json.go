@@ -320,39 +320,40 @@ func (r *jsonReader) hex4() rune {
 	return rune(n)
 }
 
-// stringMap reads an object whose values are strings. Numbers and booleans are kept as their text
+// stringFields reads an object whose values are strings. Numbers and booleans are kept as their text
 // (Java peers always send strings, but a lenient reader costs nothing); null values are dropped.
-func (r *jsonReader) stringMap() map[string]string {
-	// Each member of a string map has four quotes; counting them in what is left of the header sizes
-	// the map once (a send header has 13 fields, its answer 5) instead of growing it. The bound keeps
-	// a hostile header from buying a large map with quotes alone.
-	m := make(map[string]string, min(bytes.Count(r.b[r.i:], quote)/4, 64))
+func (r *jsonReader) stringFields() Fields {
+	// Each member of a string object has four quotes; counting them in what is left of the header sizes
+	// the slice once (a send header has 13 fields, its answer 5) instead of growing it. The bound keeps
+	// a hostile header from buying a large slice with quotes alone.
+	f := make(Fields, 0, 2*min(bytes.Count(r.b[r.i:], quote)/4, 64))
+	var keys keySet
 	outer := r.first
 	r.objectStart()
 	for r.nextMember() {
 		k := r.key()
 		switch c := r.peek(); {
 		case c == '"':
-			m[k] = r.str()
+			f = keys.add(f, k, r.str())
 		case c == 'n':
 			r.null()
 		case c == 't':
 			r.literal("true")
-			m[k] = "true"
+			f = keys.add(f, k, "true")
 		case c == 'f':
 			r.literal("false")
-			m[k] = "false"
+			f = keys.add(f, k, "false")
 		case c == '-' || (c >= '0' && c <= '9'):
-			m[k] = string(r.number())
+			f = keys.add(f, k, string(r.number()))
 		default:
 			r.fail("ext field %q: value must be a string", k)
 		}
 	}
 	r.first = outer
-	if len(m) == 0 {
+	if len(f) == 0 {
 		return nil // same as absent, as the binary form has it
 	}
-	return m
+	return f
 }
 
 var quote = []byte{'"'}

@@ -54,7 +54,7 @@ func main() {
 			resp.Body = []byte(`{"brokerDatas":[{"brokerAddrs":{"0":"` + addr + `"},"brokerName":"broker-a","cluster":"DefaultCluster"}],` +
 				`"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}`)
 		case code.SendMessage, code.SendBatchMessage:
-			resp.ExtFields = map[string]string{"msgId": "7F00000100002A9F0000000000000000", "queueId": req.Ext("queueId"), "queueOffset": "0"}
+			resp.ExtFields = remoting.Fields{"msgId", "7F00000100002A9F0000000000000000", "queueId", req.Ext("queueId"), "queueOffset", "0"}
 		}
 		return resp
 	})

@@ -16,7 +16,8 @@
 //
 //	cl := transport.NewClient(transport.ClientOptions{})
 //	defer cl.Close()
-//	resp, err := cl.Invoke(ctx, "127.0.0.1:9876", remoting.NewRequest(code.GetRouteinfoByTopic, ext, nil))
+//	req := remoting.NewRequest(code.GetRouteinfoByTopic, remoting.Fields{"topic", "TopicTest"}, nil)
+//	resp, err := cl.Invoke(ctx, "127.0.0.1:9876", req)
 //
 // Every request is handled on a goroutine of its own (taken from a pool of reused ones), so a handler
 // may block (long polling does) without holding up the connection, unless its Mux marks it inline:

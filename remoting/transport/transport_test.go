@@ -107,7 +107,7 @@ func TestInvokeBothFormsAndReuse(t *testing.T) {
 	ts := startServer(t, Options{})
 	cl := newClient(t, ClientOptions{})
 	for _, st := range []remoting.SerializeType{remoting.JSON, remoting.RocketMQ} {
-		req := remoting.NewRequest(codeEcho, map[string]string{"k": "v"}, []byte("payload"))
+		req := remoting.NewRequest(codeEcho, remoting.Fields{"k", "v"}, []byte("payload"))
 		req.SerializeType = st
 		resp, err := cl.Invoke(ctxTimeout(t, 5*time.Second), ts.addr, req)
 		if err != nil {
@@ -418,7 +418,7 @@ func TestServerToClientRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := <-serverConns
-	resp, err := sc.Invoke(ctx, remoting.NewRequest(code.GetConsumerRunningInfo, map[string]string{"clientId": "c1"}, nil))
+	resp, err := sc.Invoke(ctx, remoting.NewRequest(code.GetConsumerRunningInfo, remoting.Fields{"clientId", "c1"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
