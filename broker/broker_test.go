@@ -691,3 +691,33 @@ func TestSendBackAcrossRestartAndOrderly(t *testing.T) {
 	back(tb, "-1")
 	waitQueue(t, tb, "%DLQ%sbg", 0, 1)
 }
+
+// TestSyncFlushSends: under SYNC_FLUSH single messages are answered by the flusher and run on the
+// connection's reader; batches and transactional half messages wait for their fsync on a goroutine of
+// their own. Each kind is stored and answered.
+func TestSyncFlushSends(t *testing.T) {
+	tb := openTestBroker(t, "", func(o *Options) { o.Store.FlushDiskType = store.SyncFlush })
+	plain := sendRequest("SyncT", 0, "plain", nil)
+	half := sendRequest("SyncT", 0, "half", map[string]string{message.PropertyTransactionPrepared: "true", message.PropertyProducerGroup: "pg"})
+	half.SetExt("sysFlag", strconv.Itoa(int(message.TransactionPreparedType)))
+	batchBody, err := message.AppendBatch(nil, []*message.Message{{Body: []byte("b1")}, {Body: []byte("b2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := sendRequest("SyncT", 0, "", nil)
+	batch.Code, batch.Body = int16(code.SendBatchMessage), batchBody
+	batch.SetExt("batch", "true")
+	for _, c := range []struct {
+		name   string
+		req    *remoting.Command
+		inline bool
+	}{{"plain", plain, true}, {"half", half, false}, {"batch", batch, false}} {
+		if got := answeredByFlusher(c.req); got != c.inline {
+			t.Errorf("%s: answeredByFlusher = %v", c.name, got)
+		}
+		if resp := tb.call(t, c.req); resp.ResponseCode() != code.Success || resp.Ext("msgId") == "" {
+			t.Errorf("%s: %v %q %q", c.name, resp.ResponseCode(), resp.Remark, resp.Ext("msgId"))
+		}
+	}
+	waitQueue(t, tb, "SyncT", 0, 3) // plain and the batch's two; the half message waits for its commit
+}

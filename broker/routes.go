@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/apogeemq/apogee/remoting"
 	"github.com/apogeemq/apogee/remoting/code"
 	"github.com/apogeemq/apogee/remoting/transport"
 	"github.com/apogeemq/apogee/store"
@@ -10,16 +11,16 @@ import (
 func (b *Broker) routes(mux *transport.Mux) {
 	// send.go. Under ASYNC_FLUSH a send returns as soon as its message is in the page cache, so it
 	// runs on the connection's reader goroutine (measured: fewer goroutine hand-offs per send). Under
-	// SYNC_FLUSH a plain send returns at once too (the flusher answers it), but transactional, timer
-	// and delayed ones still wait for an fsync, which would stall every request behind them on the
-	// connection; inline there measured only 5% more.
-	send := mux.HandleFunc
-	if b.opts.Store.FlushDiskType == store.AsyncFlush {
-		send = mux.HandleInline
+	// SYNC_FLUSH a single message returns at once too (the flusher answers it), but a batch or a
+	// transactional half message waits for its fsync, which would stall every request behind it on
+	// the connection: those get a goroutine.
+	inline := func(*remoting.Command) bool { return true }
+	if b.opts.Store.FlushDiskType == store.SyncFlush {
+		inline = answeredByFlusher
 	}
-	send(code.SendMessage, b.handleSend)
-	send(code.SendMessageV2, b.handleSend)
-	send(code.SendBatchMessage, b.handleSend)
+	mux.HandleInlineIf(code.SendMessage, b.handleSend, inline)
+	mux.HandleInlineIf(code.SendMessageV2, b.handleSend, inline)
+	mux.HandleInlineIf(code.SendBatchMessage, b.handleSend, inline)
 	// reply.go
 	mux.HandleFunc(code.SendReplyMessage, b.handleSendReply)
 	mux.HandleFunc(code.SendReplyMessageV2, b.handleSendReply)

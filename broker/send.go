@@ -83,12 +83,29 @@ func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
 	return h, r.Err()
 }
 
+// answeredByFlusher reports whether a send under SYNC_FLUSH returns without waiting for its fsync
+// (handleSend leaves the answer to the store's flusher): a single message that is not a
+// transactional half message. It reads two header fields, as it runs for every send.
+func answeredByFlusher(req *remoting.Command) bool {
+	if req.RequestCode() == code.SendBatchMessage {
+		return false
+	}
+	short := req.RequestCode() != code.SendMessage
+	get := func(f sendField) string {
+		if v, ok := req.ExtFields.Get(f.short); ok && short {
+			return v
+		}
+		return req.ExtFields.Value(f.long)
+	}
+	return !strings.EqualFold(get(fieldBatch), "true") && !strings.Contains(get(fieldProperties), message.PropertyTransactionPrepared)
+}
+
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
 func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
 	resp := remoting.NewResponse(c, remark)
-	resp.ExtFields = make(remoting.Fields, 0, 16) // sized for the answer's fields: allocated once
-	resp.SetExt(message.PropertyMsgRegion, b.opts.RegionID)
-	resp.SetExt(message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
+	resp.ExtFields = make(remoting.Fields, 0, 10) // sized for the answer's fields: allocated once
+	resp.ExtFields = append(resp.ExtFields, message.PropertyMsgRegion, b.opts.RegionID,
+		message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
 	return resp
 }
 
@@ -215,19 +232,24 @@ func (b *Broker) appendResponse(msgs []*message.Message, res store.AppendResult,
 	if c != code.Success && err != nil {
 		resp.Remark = err.Error()
 	}
-	var ids strings.Builder
+	// The three values are written into one buffer and sliced from one string: one allocation.
+	var stack [128]byte
+	buf := stack[:0]
 	if len(res.RecordOffsets) == 0 {
-		ids.WriteString(message.OffsetMsgID(b.storeHost, res.CommitLogOffset))
+		buf = message.AppendOffsetMsgID(buf, b.storeHost, res.CommitLogOffset)
 	}
 	for i, off := range res.RecordOffsets {
 		if i > 0 {
-			ids.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		ids.WriteString(message.OffsetMsgID(b.storeHost, off))
+		buf = message.AppendOffsetMsgID(buf, b.storeHost, off)
 	}
-	resp.SetExt("msgId", ids.String())
-	resp.SetExt("queueId", strconv.Itoa(int(msgs[0].QueueID)))
-	resp.SetExt("queueOffset", strconv.FormatInt(res.QueueOffset, 10))
+	idsEnd := len(buf)
+	buf = strconv.AppendInt(buf, int64(msgs[0].QueueID), 10)
+	queueIDEnd := len(buf)
+	buf = strconv.AppendInt(buf, res.QueueOffset, 10)
+	vals := string(buf)
+	resp.ExtFields = append(resp.ExtFields, "msgId", vals[:idsEnd], "queueId", vals[idsEnd:queueIDEnd], "queueOffset", vals[queueIDEnd:])
 	return resp
 }
 

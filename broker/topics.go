@@ -127,15 +127,13 @@ func (t *topicTable) saveLocked() error {
 	return nil
 }
 
-// get returns a copy of a topic's config, or nil.
+// get returns a topic's config, or nil. The config is shared and must not be modified: the table
+// never changes a stored config, it replaces it (put), so readers need no copy. Sends and pulls ask
+// for every request.
 func (t *topicTable) get(name string) *body.TopicConfig {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if tc := t.mu.topics[name]; tc != nil {
-		c := *tc
-		return &c
-	}
-	return nil
+	return t.mu.topics[name]
 }
 
 // put creates or replaces a topic's config and persists the table.

@@ -67,7 +67,14 @@ func ParseProperties(s string) map[string]string {
 		return nil
 	}
 	m := make(map[string]string, strings.Count(s, "\x02")+1)
-	for item := range strings.SplitSeq(s, "\x02") {
+	for s != "" {
+		// A loop over IndexByte: strings.SplitSeq's closure escaped, an allocation per message.
+		item := s
+		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
 		name, value, ok := strings.Cut(item, "\x01")
 		if !ok || name == "" || value == "" {
 			continue

@@ -548,7 +548,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		c.handlers.Add(1)
-		if c.cfg.inline != nil && c.cfg.inline.Inline(cmd.RequestCode()) {
+		if c.cfg.inline != nil && c.cfg.inline.Inline(cmd) {
 			c.serveInline(cmd)
 			answered = true
 			continue

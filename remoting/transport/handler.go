@@ -30,12 +30,12 @@ func (f HandlerFunc) ServeRemoting(ctx context.Context, conn *Conn, req *remotin
 // registration and dispatch.
 type Mux struct {
 	handlers map[code.Request]Handler
-	inline   map[code.Request]bool
+	inline   map[code.Request]func(*remoting.Command) bool
 }
 
 // NewMux returns an empty Mux.
 func NewMux() *Mux {
-	return &Mux{handlers: make(map[code.Request]Handler), inline: make(map[code.Request]bool)}
+	return &Mux{handlers: make(map[code.Request]Handler), inline: make(map[code.Request]func(*remoting.Command) bool)}
 }
 
 // Inliner is implemented by a Handler that knows which requests it answers quickly and without
@@ -44,17 +44,27 @@ func NewMux() *Mux {
 // queued. A handler that may wait (long polling, a disk flush per request) must not be inline: it
 // would stall every request behind it on the connection.
 type Inliner interface {
-	Inline(c code.Request) bool
+	Inline(req *remoting.Command) bool
 }
 
 // HandleInline registers h for request code c, to run on the reader goroutine (see Inliner).
 func (m *Mux) HandleInline(c code.Request, h HandlerFunc) {
-	m.handlers[c] = h
-	m.inline[c] = true
+	m.HandleInlineIf(c, h, func(*remoting.Command) bool { return true })
 }
 
-// Inline reports whether c was registered with HandleInline.
-func (m *Mux) Inline(c code.Request) bool { return m.inline[c] }
+// HandleInlineIf registers h for request code c, to run on the reader goroutine for the requests
+// inline accepts (see Inliner) and on a goroutine of their own for the others. inline runs on the
+// reader goroutine for every request with code c, so it must be quick.
+func (m *Mux) HandleInlineIf(c code.Request, h HandlerFunc, inline func(req *remoting.Command) bool) {
+	m.handlers[c] = h
+	m.inline[c] = inline
+}
+
+// Inline reports whether req runs on the reader goroutine, as HandleInline or HandleInlineIf said.
+func (m *Mux) Inline(req *remoting.Command) bool {
+	inline := m.inline[req.RequestCode()]
+	return inline != nil && inline(req)
+}
 
 // Handle registers h for request code c, replacing any earlier handler.
 func (m *Mux) Handle(c code.Request, h Handler) {

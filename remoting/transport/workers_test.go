@@ -95,10 +95,15 @@ func TestInlineHandlersRunOnTheReader(t *testing.T) {
 		t.Fatalf("after the block: %v %v", resp, err)
 	}
 	other := NewMux()
+	echo := remoting.NewRequest(codeEcho, nil, nil)
 	other.HandleInline(codeEcho, nil)
 	other.HandleFunc(codeEcho, nil) // Handle clears the inline mark
-	if other.Inline(codeEcho) {
+	if other.Inline(echo) {
 		t.Fatal("HandleFunc kept the inline mark")
+	}
+	other.HandleInlineIf(codeEcho, nil, func(req *remoting.Command) bool { return len(req.Body) == 0 })
+	if !other.Inline(echo) || other.Inline(remoting.NewRequest(codeEcho, nil, []byte("x"))) {
+		t.Fatal("HandleInlineIf did not decide per request")
 	}
 }
 
