@@ -75,7 +75,7 @@ func (t *timers) recover() error {
 // message; an illegal time is answered with MESSAGE_ILLEGAL.
 func (b *Broker) divertTimer(msgs []*message.Message) (bool, *remoting.Command) {
 	m := msgs[0]
-	at, isTimer, err := timer.DeliverTime(m.Property, time.Now(), b.timers.maxDelay)
+	at, isTimer, err := timer.DeliverTime(m.Property, time.Now, b.timers.maxDelay)
 	if err != nil {
 		return false, b.sendError(code.MessageIllegal, "timer message: %v (the limit is %s ahead, timerMaxDelaySec)", err, b.timers.maxDelay)
 	}

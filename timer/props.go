@@ -37,29 +37,31 @@ var ErrIllegal = errors.New("timer: illegal timer message")
 // time more than maxDelay ahead is ErrIllegal. Unlike RocketMQ, which
 // rounds the time down to its 1 s precision and so may deliver up to a
 // second early, the millisecond is kept.
-func DeliverTime(get func(name string) string, now time.Time, maxDelay time.Duration) (deliverAt time.Time, isTimer bool, err error) {
-	nowMs := now.UnixMilli()
+func DeliverTime(get func(name string) string, now func() time.Time, maxDelay time.Duration) (deliverAt time.Time, isTimer bool, err error) {
 	var ms int64
+	delaySec, delayMs, deliverMs := get(PropertyDelaySec), get(PropertyDelayMs), get(PropertyDeliverMs)
+	if delaySec == "" && delayMs == "" && deliverMs == "" {
+		return time.Time{}, false, nil // nearly every message: no reading of the clock
+	}
+	nowMs := now().UnixMilli()
 	switch {
-	case get(PropertyDelaySec) != "":
-		sec, err := strconv.ParseInt(get(PropertyDelaySec), 10, 64)
+	case delaySec != "":
+		sec, err := strconv.ParseInt(delaySec, 10, 64)
 		if err != nil || sec > maxDelay.Milliseconds()/1000+1 {
-			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDelaySec, get(PropertyDelaySec))
+			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDelaySec, delaySec)
 		}
 		ms = nowMs + sec*1000
-	case get(PropertyDelayMs) != "":
-		d, err := strconv.ParseInt(get(PropertyDelayMs), 10, 64)
+	case delayMs != "":
+		d, err := strconv.ParseInt(delayMs, 10, 64)
 		if err != nil || d > maxDelay.Milliseconds()+1 {
-			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDelayMs, get(PropertyDelayMs))
+			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDelayMs, delayMs)
 		}
 		ms = nowMs + d
-	case get(PropertyDeliverMs) != "":
-		ms, err = strconv.ParseInt(get(PropertyDeliverMs), 10, 64)
+	default: // deliverMs
+		ms, err = strconv.ParseInt(deliverMs, 10, 64)
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDeliverMs, get(PropertyDeliverMs))
+			return time.Time{}, false, fmt.Errorf("%w: %s=%q", ErrIllegal, PropertyDeliverMs, deliverMs)
 		}
-	default:
-		return time.Time{}, false, nil
 	}
 	if ms <= nowMs {
 		return time.UnixMilli(ms), false, nil

@@ -25,7 +25,7 @@ func TestDeliverTime(t *testing.T) {
 		{props: map[string]string{PropertyDelayMs: "x"}, illegal: true},
 		{props: map[string]string{PropertyDeliverMs: "1700259200001"}, illegal: true},
 	} {
-		at, isTimer, err := DeliverTime(func(k string) string { return c.props[k] }, now, max)
+		at, isTimer, err := DeliverTime(func(k string) string { return c.props[k] }, func() time.Time { return now }, max)
 		if c.illegal {
 			if !errors.Is(err, ErrIllegal) {
 				t.Errorf("%v: err %v, want ErrIllegal", c.props, err)

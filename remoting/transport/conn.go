@@ -519,7 +519,8 @@ func (c *Conn) readLoop() {
 			c.runCallbacks(answers)
 			answers = nil
 		}
-		if c.cfg.idleTimeout > 0 {
+		if c.cfg.idleTimeout > 0 && !frameBuffered(br) {
+			// Only a read that may wait needs the deadline; setting it per frame showed in profiles.
 			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout))
 		}
 		frame, err := remoting.ReadFrame(br, c.cfg.maxFrame)
