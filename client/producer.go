@@ -290,9 +290,9 @@ func (a *asyncSend) next(inCaller bool) {
 			break
 		}
 		a.attempts++
-		mq, addr, err := p.target(a.ctx, a.msg, a.lastBroker)
+		mq, addr, waited, err := p.target(a.ctx, a.msg, a.lastBroker)
 		if err == nil {
-			start := a.req.attemptStart(p.cfg.now)
+			start := a.req.attemptStart(p.cfg.now, waited)
 			cmd := a.req.command(p.cfg.group, mq, start)
 			reqCode := cmd.RequestCode()
 			err = p.c.invokeAsync(a.ctx, addr, cmd, timeout, func(resp *remoting.Command, err error) {
@@ -370,7 +370,7 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 		p.c.routes.refreshSoon(msg.Topic)
 		return fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	cmd := req.command(p.cfg.group, mq, req.attemptStart(p.cfg.now))
+	cmd := req.command(p.cfg.group, mq, req.attemptStart(p.cfg.now, true))
 	err = p.c.tc.InvokeOneway(ctx, addr, cmd)
 	releaseCommand(cmd)
 	if err != nil {
@@ -518,11 +518,11 @@ func untilDeadline(deadline time.Time) (time.Duration, bool) {
 // attempt sends req once to a queue chosen avoiding lastBroker, waiting for the answer at most
 // timeout (if positive), and returns the broker it used.
 func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, lastBroker string, timeout time.Duration) (*SendResult, string, error) {
-	mq, addr, err := p.target(ctx, msg, lastBroker)
+	mq, addr, waited, err := p.target(ctx, msg, lastBroker)
 	if err != nil {
 		return nil, mq.BrokerName, err
 	}
-	start := req.attemptStart(p.cfg.now)
+	start := req.attemptStart(p.cfg.now, waited)
 	cmd := req.command(p.cfg.group, mq, start)
 	resp, err := p.c.invokeTimeout(ctx, addr, cmd, timeout)
 	var res *SendResult
@@ -535,20 +535,22 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 }
 
 // target picks the queue of one attempt, avoiding lastBroker, and its master's address.
-func (p *Producer) target(ctx context.Context, msg *Message, lastBroker string) (MessageQueue, string, error) {
-	r, err := p.c.routes.get(ctx, msg.Topic, true)
-	if err != nil {
-		return MessageQueue{}, "", err
+// It reports whether it waited for a NameServer, so that the wait is not taken for the broker's.
+func (p *Producer) target(ctx context.Context, msg *Message, lastBroker string) (mq MessageQueue, addr string, waited bool, err error) {
+	r := p.c.routes.cached(msg.Topic, true)
+	if r == nil {
+		waited = true
+		if r, err = p.c.routes.get(ctx, msg.Topic, true); err != nil {
+			return MessageQueue{}, "", waited, err
+		}
 	}
-	mq, err := p.selectQueue(r, msg, lastBroker)
-	if err != nil {
-		return MessageQueue{}, "", err
+	if mq, err = p.selectQueue(r, msg, lastBroker); err != nil {
+		return MessageQueue{}, "", waited, err
 	}
-	addr := p.c.routes.masterAddr(mq.BrokerName)
-	if addr == "" {
-		return mq, "", fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
+	if addr = p.c.routes.masterAddr(mq.BrokerName); addr == "" {
+		return mq, "", waited, fmt.Errorf("%w: no master address for broker %s", ErrNoRoute, mq.BrokerName)
 	}
-	return mq, addr, nil
+	return mq, addr, waited, nil
 }
 
 // record notes how an attempt that started at start went, for fault avoidance and the send hook.
@@ -599,10 +601,12 @@ type sendRequest struct {
 	tried      bool      // an attempt has started
 }
 
-// attemptStart returns the start of an attempt: when the send began for the first, now after.
-func (r *sendRequest) attemptStart(now func() time.Time) time.Time {
-	if !r.tried {
-		r.tried = true
+// attemptStart returns the start of an attempt: when the send began for the first, unless it waited
+// for its route since (fresh), and now for the others.
+func (r *sendRequest) attemptStart(now func() time.Time, fresh bool) time.Time {
+	first := !r.tried
+	r.tried = true
+	if first && !fresh {
 		return r.began
 	}
 	return now()

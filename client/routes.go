@@ -94,10 +94,7 @@ func (t *routeTable) update(ctx context.Context, topic string) {
 // get returns topic's route, fetching it on first use. With allowAuto a topic the NameServers do not
 // know gets the route of TBW102, so that brokers with auto-creation create it on first send.
 func (t *routeTable) get(ctx context.Context, topic string, allowAuto bool) (*topicRoute, error) {
-	t.mu.Lock()
-	r := t.mu.topics[topic]
-	t.mu.Unlock()
-	if r != nil && (allowAuto || !r.auto) {
+	if r := t.cached(topic, allowAuto); r != nil {
 		return r, nil
 	}
 	r, err := t.fetch(ctx, topic, allowAuto)
@@ -106,6 +103,17 @@ func (t *routeTable) get(ctx context.Context, topic string, allowAuto bool) (*to
 	}
 	t.store(topic, r)
 	return r, nil
+}
+
+// cached returns the route get would return without asking a NameServer, or nil.
+func (t *routeTable) cached(topic string, allowAuto bool) *topicRoute {
+	t.mu.Lock()
+	r := t.mu.topics[topic]
+	t.mu.Unlock()
+	if r != nil && (allowAuto || !r.auto) {
+		return r
+	}
+	return nil
 }
 
 func (t *routeTable) store(topic string, r *topicRoute) {

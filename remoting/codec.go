@@ -222,11 +222,11 @@ func countBinaryExt(b []byte) (n int, whole bool) {
 		if len(b) < 2+kl+4 {
 			return n, false
 		}
-		vl := int(binary.BigEndian.Uint32(b[2+kl:]))
-		if len(b) < 2+kl+4+vl {
+		vl := binary.BigEndian.Uint32(b[2+kl:])
+		if uint64(len(b)) < uint64(2+kl+4)+uint64(vl) { // in 64 bits: an int may have 32
 			return n, false
 		}
-		b = b[2+kl+4+vl:]
+		b = b[2+kl+4+int(vl):]
 		n++
 	}
 	return n, len(b) == 0
