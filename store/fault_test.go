@@ -218,9 +218,14 @@ func TestRetention(t *testing.T) {
 	// Disk above the high-water mark: expired segments go at any hour.
 	toggle.SetDiskUsage(&vfs.DiskUsage{Total: 100, Free: 20})
 	s.clean()
-	min := s.MinCommitLogOffset()
+	min, max := s.MinCommitLogOffset(), s.MaxCommitLogOffset()
+	left := 0 // segments holding messages: the prefaulter may have created the next one ahead
 	s.log.mu.RLock()
-	left := len(s.log.mu.segments)
+	for _, seg := range s.log.mu.segments {
+		if seg.start < max {
+			left++
+		}
+	}
 	s.log.mu.RUnlock()
 	if min != 4*opts.SegmentSize || left != 1 {
 		t.Fatalf("min offset %d, %d segments left", min, left)

@@ -231,6 +231,10 @@ func (w *Wheel) usableLocked() error {
 func (w *Wheel) failLocked(err error) error {
 	if w.mu.err == nil {
 		w.mu.err = err
+		// Wake the Adds waiting for a flush: no flush completes after a failure (flush returns
+		// the error without running), so they must see the error now.
+		close(w.mu.flushDone)
+		w.mu.flushDone = make(chan struct{})
 	}
 	return w.mu.err
 }
