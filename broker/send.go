@@ -53,17 +53,23 @@ type sendHeader struct {
 	batch                 bool
 }
 
-func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
+// sendFieldName returns how req names send header fields: by their one-letter names when it is a V2
+// code that carries them, by their long names otherwise.
+func sendFieldName(req *remoting.Command) func(sendField) string {
 	short := false
 	if c := req.RequestCode(); c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2 {
 		short = req.ExtFields.Has(fieldTopic.short)
 	}
-	name := func(f sendField) string {
+	return func(f sendField) string {
 		if short {
 			return f.short
 		}
 		return f.long
 	}
+}
+
+func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
+	name := sendFieldName(req)
 	r := remoting.ReadExt(req)
 	h := &sendHeader{
 		producerGroup:         r.String(name(fieldProducerGroup)),
@@ -90,14 +96,9 @@ func answeredByFlusher(req *remoting.Command) bool {
 	if req.RequestCode() == code.SendBatchMessage {
 		return false
 	}
-	short := req.RequestCode() != code.SendMessage
-	get := func(f sendField) string {
-		if v, ok := req.ExtFields.Get(f.short); ok && short {
-			return v
-		}
-		return req.ExtFields.Value(f.long)
-	}
-	return !strings.EqualFold(get(fieldBatch), "true") && !strings.Contains(get(fieldProperties), message.PropertyTransactionPrepared)
+	name := sendFieldName(req)
+	return !strings.EqualFold(req.Ext(name(fieldBatch)), "true") &&
+		!strings.Contains(req.Ext(name(fieldProperties)), message.PropertyTransactionPrepared)
 }
 
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
