@@ -156,6 +156,10 @@ func TestSyncFlushTimeout(t *testing.T) {
 	opts.FS = errorfs.Wrap(vfs.Default, blocking)
 	opts.FlushDiskType = SyncFlush
 	opts.SyncFlushTimeout = 30 * time.Millisecond
+	// Retention runs throughout, every hour of the day: while the fsync stalls it must not hold up
+	// the appender (it did when it queued for the log's write lock behind the fsync's read lock).
+	opts.DeleteWhen = "0;1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17;18;19;20;21;22;23"
+	opts.CleanInterval = time.Millisecond
 	close(release) // let Open's syncs through
 	s := openTest(t, t.TempDir(), opts)
 	release = make(chan struct{})
