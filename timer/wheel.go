@@ -423,9 +423,7 @@ func (w *Wheel) flush(clean bool) error {
 	}
 	w.mu.Lock()
 	if err != nil {
-		err = w.failLocked(err)
-		close(w.mu.flushDone)
-		w.mu.flushDone = make(chan struct{})
+		err = w.failLocked(err) // wakes the waiting Adds
 		w.mu.Unlock()
 		return err
 	}
