@@ -1,9 +1,6 @@
 package remoting
 
-import (
-	"iter"
-	"slices"
-)
+import "iter"
 
 // Fields are a command's ext fields as key, value pairs in one slice, in wire order:
 //
@@ -115,27 +112,4 @@ func (s *keySet) add(f Fields, key, value string) Fields {
 	}
 	s[h/64] |= 1 << (h % 64)
 	return append(f, key, value)
-}
-
-// Map returns the fields as a map (the last value of a repeated key), for callers that want one.
-func (f Fields) Map() map[string]string {
-	m := make(map[string]string, f.Len())
-	for k, v := range f.All() {
-		m[k] = v
-	}
-	return m
-}
-
-// FieldsOf returns the entries of m as Fields, sorted by key so that the result is deterministic.
-func FieldsOf(m map[string]string) Fields {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	f := make(Fields, 0, 2*len(m))
-	for _, k := range keys {
-		f = append(f, k, m[k])
-	}
-	return f
 }

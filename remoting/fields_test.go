@@ -29,12 +29,6 @@ func TestFields(t *testing.T) {
 	if nilFields.Value("k") != "v" || nilFields.Value("x") != "" {
 		t.Fatalf("Set on nil Fields: %q", nilFields)
 	}
-	if m := (Fields{"b", "2", "a", "1"}).Map(); len(m) != 2 || m["a"] != "1" || m["b"] != "2" {
-		t.Fatalf("Map: %v", m)
-	}
-	if got := FieldsOf(map[string]string{"b": "2", "a": "1"}); !slices.Equal(got, Fields{"a", "1", "b", "2"}) {
-		t.Fatalf("FieldsOf: %q", got)
-	}
 	// A dangling key is never read as a pair.
 	if v, ok := (Fields{"a", "1", "b"}).Get("b"); ok {
 		t.Fatalf("dangling key found with value %q", v)
