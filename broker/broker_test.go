@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/netip"
 	"strconv"
@@ -165,6 +166,73 @@ func TestSendValidation(t *testing.T) {
 	}
 	if resp := tb.call(t, remoting.NewRequest(4321, nil, nil)); resp.ResponseCode() != code.RequestCodeNotSupported {
 		t.Errorf("unknown code: %v", resp.ResponseCode())
+	}
+}
+
+func TestStoredProperties(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"", "CLUSTER\x01C"},
+		{"TAGS\x01a\x02WAIT\x01true\x02KEYS\x01k1 k2", "TAGS\x01a\x02KEYS\x01k1 k2\x02CLUSTER\x01C"},
+		{"CLUSTER\x01other\x02UNIQ_KEY\x01u\x02", "UNIQ_KEY\x01u\x02CLUSTER\x01C"},
+		{"A\x01\x02\x01y\x02junk\x02B\x01b", "B\x01b\x02CLUSTER\x01C"}, // items ParseProperties skips
+		{"DELAY\x013", ""},
+		{"TRAN_MSG\x01true", ""},
+		{"TIMER_DELAY_SEC\x015", ""},
+		{"TIMER_DELAY_MS\x015", ""},
+		{"TIMER_DELIVER_MS\x015", ""},
+		{"A\x01x\x01z", ""}, // the map path refuses it
+	} {
+		got, ok := storedProperties(c.raw, "C")
+		if ok != (c.want != "") || got != c.want {
+			t.Errorf("storedProperties(%q) = %q %v, want %q", c.raw, got, ok, c.want)
+		}
+		if ok {
+			// What the map path stores, decoded, is what the fast path stores, decoded.
+			m := message.ParseProperties(c.raw)
+			if m == nil {
+				m = map[string]string{}
+			}
+			delete(m, message.PropertyWaitStoreMsgOK)
+			m[message.PropertyCluster] = "C"
+			if d := message.ParseProperties(got); !maps.Equal(d, m) {
+				t.Errorf("storedProperties(%q) decodes to %v, the map path to %v", c.raw, d, m)
+			}
+		}
+	}
+}
+
+// TestSendStoresProperties checks the stored properties over the wire, on the path without a map
+// and on the map path (a delay level).
+func TestSendStoresProperties(t *testing.T) {
+	tb := openTestBroker(t, "", nil)
+	view := func(resp *remoting.Command) *message.Message {
+		t.Helper()
+		_, off, _ := message.ParseOffsetMsgID(resp.Ext("msgId"))
+		r := tb.call(t, remoting.NewRequest(code.ViewMessageByID, remoting.Fields{"offset", strconv.FormatInt(off, 10)}, nil))
+		msgs, err := message.DecodeRecords(r.Body)
+		if r.ResponseCode() != code.Success || err != nil || len(msgs) != 1 {
+			t.Fatalf("view: %v %v", r.ResponseCode(), err)
+		}
+		return msgs[0]
+	}
+	req := sendRequest("P", 0, "x", nil)
+	req.ExtFields.Set("properties", "WAIT\x01true\x02CLUSTER\x01theirs\x02TAGS\x01t\x02KEYS\x01k1 k2\x02UNIQ_KEY\x01U1")
+	m := view(tb.call(t, req))
+	want := map[string]string{"CLUSTER": tb.opts.BrokerClusterName, "TAGS": "t", "KEYS": "k1 k2", "UNIQ_KEY": "U1"}
+	if !maps.Equal(m.Properties, want) {
+		t.Fatalf("stored %v, want %v", m.Properties, want)
+	}
+	waitQueue(t, tb, "P", 0, 1)
+	if r := tb.call(t, pullRequest("g", "P", 0, 0, 0, "t")); r.ResponseCode() != code.Success {
+		t.Fatalf("pull by the tag: %v", r.ResponseCode())
+	}
+	if r := tb.call(t, pullRequest("g", "P", 0, 0, 0, "other")); r.ResponseCode() == code.Success {
+		t.Fatal("a pull for another tag found the message: tags code not indexed")
+	}
+
+	req.ExtFields.Set("properties", "A\x01x\x01z")
+	if r := tb.call(t, req); r.ResponseCode() != code.MessageIllegal {
+		t.Fatalf("a value with \\x01: %v %q", r.ResponseCode(), r.Remark)
 	}
 }
 

@@ -19,7 +19,7 @@ func (b *Broker) handleSendReply(ctx context.Context, conn *transport.Conn, req 
 	if err != nil {
 		return b.sendError(code.SystemError, "%s: %v", req.RequestCode(), err)
 	}
-	tc, resp := b.topicForSend(h)
+	tc, resp := b.topicForSend(&h)
 	if resp != nil {
 		return resp
 	}

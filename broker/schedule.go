@@ -29,16 +29,16 @@ func (b *Broker) divertDelayed(msgs []*message.Message) *remoting.Command {
 			return b.sendError(code.MessageIllegal, "DELAY=%q is not a delay level (1..%d)", v, len(b.delayLevels))
 		}
 		if level <= 0 {
-			delete(m.Properties, message.PropertyDelayLevel)
+			m.DeleteProperty(message.PropertyDelayLevel)
 			continue
 		}
 		if len(msgs) > 1 {
 			return b.sendError(code.MessageIllegal, "delay levels are not supported for batched messages")
 		}
 		level = min(level, len(b.delayLevels))
-		m.Properties[message.PropertyDelayLevel] = strconv.Itoa(level)
-		m.Properties[message.PropertyRealTopic] = m.Topic
-		m.Properties[message.PropertyRealQueueID] = strconv.Itoa(int(m.QueueID))
+		m.SetProperty(message.PropertyDelayLevel, strconv.Itoa(level))
+		m.SetProperty(message.PropertyRealTopic, m.Topic)
+		m.SetProperty(message.PropertyRealQueueID, strconv.Itoa(int(m.QueueID)))
 		m.Topic, m.QueueID = topicSchedule, int32(level-1)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/apogeemq/apogee/remoting/code"
 	"github.com/apogeemq/apogee/remoting/transport"
 	"github.com/apogeemq/apogee/store"
+	"github.com/apogeemq/apogee/timer"
 )
 
 // sendField is a field of a send request header by its long name (SendMessageRequestHeader, codes 10
@@ -53,39 +54,39 @@ type sendHeader struct {
 	batch                 bool
 }
 
-// sendFieldName returns how req names send header fields: by their one-letter names when it is a V2
-// code that carries them, by their long names otherwise.
-func sendFieldName(req *remoting.Command) func(sendField) string {
-	short := false
-	if c := req.RequestCode(); c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2 {
-		short = req.ExtFields.Has(fieldTopic.short)
-	}
-	return func(f sendField) string {
-		if short {
-			return f.short
-		}
-		return f.long
-	}
+// shortSendNames reports whether req names send header fields by their one-letter names: a V2 code
+// that carries them. Other requests use the long names.
+func shortSendNames(req *remoting.Command) bool {
+	c := req.RequestCode()
+	return (c == code.SendMessageV2 || c == code.SendBatchMessage || c == code.SendReplyMessageV2) && req.ExtFields.Has(fieldTopic.short)
 }
 
-func parseSendHeader(req *remoting.Command) (*sendHeader, error) {
-	name := sendFieldName(req)
-	r := remoting.ReadExt(req)
-	h := &sendHeader{
-		producerGroup:         r.String(name(fieldProducerGroup)),
-		topic:                 r.String(name(fieldTopic)),
-		defaultTopic:          r.String(name(fieldDefaultTopic)),
-		defaultTopicQueueNums: r.Int32(name(fieldDefaultQueueNums)),
-		queueID:               r.Int32(name(fieldQueueID)),
-		sysFlag:               r.Int32(name(fieldSysFlag)),
-		bornTimestamp:         r.Int64(name(fieldBornTimestamp)),
-		flag:                  r.Int32(name(fieldFlag)),
-		properties:            r.OptString(name(fieldProperties)),
-		reconsumeTimes:        r.OptInt32(name(fieldReconsumeTimes), 0),
-		maxReconsumeTimes:     r.OptInt32(name(fieldMaxReconsumeTimes), 0),
-		batch:                 r.OptBool(name(fieldBatch), false),
+// name is the field's name in a header that uses short names or long ones.
+func (f sendField) name(short bool) string {
+	if short {
+		return f.short
 	}
-	h.hasMaxReconsumeTimes = req.ExtFields.Has(name(fieldMaxReconsumeTimes))
+	return f.long
+}
+
+func parseSendHeader(req *remoting.Command) (sendHeader, error) {
+	short := shortSendNames(req)
+	r := remoting.ReadExt(req)
+	h := sendHeader{
+		producerGroup:         r.String(fieldProducerGroup.name(short)),
+		topic:                 r.String(fieldTopic.name(short)),
+		defaultTopic:          r.String(fieldDefaultTopic.name(short)),
+		defaultTopicQueueNums: r.Int32(fieldDefaultQueueNums.name(short)),
+		queueID:               r.Int32(fieldQueueID.name(short)),
+		sysFlag:               r.Int32(fieldSysFlag.name(short)),
+		bornTimestamp:         r.Int64(fieldBornTimestamp.name(short)),
+		flag:                  r.Int32(fieldFlag.name(short)),
+		properties:            r.OptString(fieldProperties.name(short)),
+		reconsumeTimes:        r.OptInt32(fieldReconsumeTimes.name(short), 0),
+		maxReconsumeTimes:     r.OptInt32(fieldMaxReconsumeTimes.name(short), 0),
+		batch:                 r.OptBool(fieldBatch.name(short), false),
+	}
+	h.hasMaxReconsumeTimes = req.ExtFields.Has(fieldMaxReconsumeTimes.name(short))
 	return h, r.Err()
 }
 
@@ -96,9 +97,37 @@ func answeredByFlusher(req *remoting.Command) bool {
 	if req.RequestCode() == code.SendBatchMessage {
 		return false
 	}
-	name := sendFieldName(req)
-	return !strings.EqualFold(req.Ext(name(fieldBatch)), "true") &&
-		!strings.Contains(req.Ext(name(fieldProperties)), message.PropertyTransactionPrepared)
+	short := shortSendNames(req)
+	return !strings.EqualFold(req.Ext(fieldBatch.name(short)), "true") &&
+		!strings.Contains(req.Ext(fieldProperties.name(short)), message.PropertyTransactionPrepared)
+}
+
+// storedProperties is how a single message's encoded properties are stored: its items as they came,
+// without WAIT (RocketMQ drops it) and with CLUSTER set to this broker's cluster, built in one string
+// without a map. ok is false when the map path must handle them: a property the send path acts on
+// (a delay level, a timer, a transaction), or a value containing \x01, which the map path refuses.
+// Items ParseProperties would skip are dropped; a name given twice stays twice (readers keep the
+// last, as the map did).
+func storedProperties(raw, cluster string) (props string, ok bool) {
+	var stack [512]byte
+	out := stack[:0]
+	for s := raw; s != ""; {
+		var name, value string
+		name, value, s = message.CutProperty(s)
+		switch name {
+		case "", message.PropertyWaitStoreMsgOK, message.PropertyCluster:
+			continue
+		case message.PropertyDelayLevel, message.PropertyTransactionPrepared,
+			timer.PropertyDelaySec, timer.PropertyDelayMs, timer.PropertyDeliverMs:
+			return "", false
+		}
+		if strings.IndexByte(value, message.NameValueSeparator) >= 0 {
+			return "", false
+		}
+		out = append(append(append(append(out, name...), message.NameValueSeparator), value...), message.PropertySeparator)
+	}
+	out = append(append(append(out, message.PropertyCluster...), message.NameValueSeparator), cluster...)
+	return string(out), true
 }
 
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
@@ -130,7 +159,7 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 	if notSendable[h.topic] {
 		return b.sendError(code.SystemError, "the topic[%s] is a system topic; sending to it is not allowed", h.topic)
 	}
-	tc, resp := b.topicForSend(h)
+	tc, resp := b.topicForSend(&h)
 	if resp != nil {
 		return resp
 	}
@@ -155,7 +184,13 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 			return b.sendError(code.MessageIllegal, "the batch is empty")
 		}
 	} else {
-		msgs = []*message.Message{{Flag: h.flag, Body: req.Body, Properties: message.ParseProperties(h.properties)}}
+		m := &message.Message{Flag: h.flag, Body: req.Body}
+		if props, ok := storedProperties(h.properties, b.opts.BrokerClusterName); ok && !strings.HasPrefix(h.topic, retryPrefix) {
+			m.EncodedProperties = props
+		} else {
+			m.Properties = message.ParseProperties(h.properties)
+		}
+		msgs = []*message.Message{m}
 	}
 	for _, m := range msgs {
 		m.Topic, m.QueueID = h.topic, h.queueID
@@ -165,18 +200,17 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 		}
 		m.BornTimestamp, m.BornHost = h.bornTimestamp, bornHost
 		m.ReconsumeTimes = h.reconsumeTimes
-		if m.Properties == nil {
-			m.Properties = make(map[string]string, 2)
+		if m.EncodedProperties == "" {
+			m.DeleteProperty(message.PropertyWaitStoreMsgOK)
+			m.SetProperty(message.PropertyCluster, b.opts.BrokerClusterName)
 		}
-		delete(m.Properties, message.PropertyWaitStoreMsgOK)
-		m.Properties[message.PropertyCluster] = b.opts.BrokerClusterName
 		if len(m.Body) > b.opts.Store.MaxMessageSize {
 			return b.sendError(code.MessageIllegal, "the message body is %d bytes; the limit (maxMessageSize) is %d bytes: make it smaller or raise maxMessageSize",
 				len(m.Body), b.opts.Store.MaxMessageSize)
 		}
 	}
 	if strings.HasPrefix(h.topic, retryPrefix) {
-		if resp := b.routeRetry(h, msgs); resp != nil {
+		if resp := b.routeRetry(&h, msgs); resp != nil {
 			return resp
 		}
 	}
@@ -326,7 +360,7 @@ func (b *Broker) routeRetry(h *sendHeader, msgs []*message.Message) *remoting.Co
 	}
 	for _, m := range msgs {
 		m.Topic, m.QueueID = dlq, 0
-		delete(m.Properties, message.PropertyDelayLevel)
+		m.DeleteProperty(message.PropertyDelayLevel)
 	}
 	return nil
 }

@@ -88,10 +88,10 @@ func (b *Broker) divertTimer(msgs []*message.Message) (bool, *remoting.Command) 
 	if _, err := b.ensureTopic(timer.Topic, 1, body.PermRead|body.PermWrite); err != nil {
 		return false, b.sendError(code.SystemError, "%v", err)
 	}
-	m.Properties[timer.PropertyOutMs] = strconv.FormatInt(at.UnixMilli(), 10)
-	m.Properties[message.PropertyRealTopic] = m.Topic
-	m.Properties[message.PropertyRealQueueID] = strconv.Itoa(int(m.QueueID))
-	delete(m.Properties, message.PropertyDelayLevel)
+	m.SetProperty(timer.PropertyOutMs, strconv.FormatInt(at.UnixMilli(), 10))
+	m.SetProperty(message.PropertyRealTopic, m.Topic)
+	m.SetProperty(message.PropertyRealQueueID, strconv.Itoa(int(m.QueueID)))
+	m.DeleteProperty(message.PropertyDelayLevel)
 	m.Topic, m.QueueID = timer.Topic, 0
 	return true, nil
 }

@@ -148,8 +148,8 @@ func (t *transactions) storeHalf(ctx context.Context, m *message.Message) (store
 	if _, err := t.b.ensureTopic(topicTransHalf, 1, body.PermRead|body.PermWrite); err != nil {
 		return store.AppendResult{Status: store.ServiceNotAvailable}, err
 	}
-	m.Properties[message.PropertyRealTopic] = m.Topic
-	m.Properties[message.PropertyRealQueueID] = strconv.Itoa(int(m.QueueID))
+	m.SetProperty(message.PropertyRealTopic, m.Topic)
+	m.SetProperty(message.PropertyRealQueueID, strconv.Itoa(int(m.QueueID)))
 	m.SysFlag = message.WithTransactionType(m.SysFlag, message.TransactionNotType)
 	m.Topic, m.QueueID = topicTransHalf, 0
 	res, err := t.b.store.Append(ctx, m)
@@ -321,7 +321,7 @@ func (t *transactions) discard(h *halfState) {
 	if err == nil {
 		if _, err := b.ensureTopic(topicTransCheckMax, 1, body.PermRead|body.PermWrite); err == nil {
 			half.Topic, half.QueueID = topicTransCheckMax, 0
-			half.Properties[message.PropertyTransactionCheckTimes] = strconv.Itoa(h.checks)
+			half.SetProperty(message.PropertyTransactionCheckTimes, strconv.Itoa(h.checks))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			b.store.Append(ctx, half)
 			cancel()

@@ -19,6 +19,12 @@ type Message struct {
 	Flag       int32
 	Body       []byte
 	Properties map[string]string
+	// EncodedProperties holds the properties in their wire form (name\x01value, items joined by
+	// \x02) when Properties is nil: the broker stores a sent message's properties as they came
+	// instead of building a map and encoding it again. Whoever sets it guarantees the form (no empty
+	// name or value, no \x01 in a value). Property, Tags, Keys and UniqKey read either form;
+	// SetProperty and DeleteProperty turn it into Properties first.
+	EncodedProperties string
 
 	SysFlag                   int32
 	BornTimestamp             int64 // ms since the epoch, from the producer
@@ -35,24 +41,65 @@ type Message struct {
 }
 
 // Property returns the value of the named property, or "".
-func (m *Message) Property(name string) string { return m.Properties[name] }
+func (m *Message) Property(name string) string {
+	if m.Properties == nil && m.EncodedProperties != "" {
+		return lookupEncoded(m.EncodedProperties, name)
+	}
+	return m.Properties[name]
+}
 
 // SetProperty sets a property, allocating the map if needed.
 func (m *Message) SetProperty(name, value string) {
+	m.decodeProperties()
 	if m.Properties == nil {
 		m.Properties = make(map[string]string)
 	}
 	m.Properties[name] = value
 }
 
+// DeleteProperty removes a property.
+func (m *Message) DeleteProperty(name string) {
+	m.decodeProperties()
+	delete(m.Properties, name)
+}
+
+// decodeProperties moves EncodedProperties into Properties.
+func (m *Message) decodeProperties() {
+	if m.Properties == nil && m.EncodedProperties != "" {
+		m.Properties = ParseProperties(m.EncodedProperties)
+	}
+	m.EncodedProperties = ""
+}
+
+// IndexedProperties returns the three properties the store indexes a message by, in one pass over
+// the encoded form.
+func (m *Message) IndexedProperties() (tags, keys, uniqKey string) {
+	if m.Properties != nil || m.EncodedProperties == "" {
+		return m.Properties[PropertyTags], m.Properties[PropertyKeys], m.Properties[PropertyUniqKey]
+	}
+	for s := m.EncodedProperties; s != ""; {
+		var name, value string
+		name, value, s = CutProperty(s)
+		switch name {
+		case PropertyTags:
+			tags = value
+		case PropertyKeys:
+			keys = value
+		case PropertyUniqKey:
+			uniqKey = value
+		}
+	}
+	return tags, keys, uniqKey
+}
+
 // Tags returns the TAGS property ("" when the message has no tag).
-func (m *Message) Tags() string { return m.Properties[PropertyTags] }
+func (m *Message) Tags() string { return m.Property(PropertyTags) }
 
 // Keys returns the KEYS property split on spaces, without empty items.
-func (m *Message) Keys() []string { return strings.Fields(m.Properties[PropertyKeys]) }
+func (m *Message) Keys() []string { return strings.Fields(m.Property(PropertyKeys)) }
 
 // UniqKey returns the UNIQ_KEY property (the client message id), or "".
-func (m *Message) UniqKey() string { return m.Properties[PropertyUniqKey] }
+func (m *Message) UniqKey() string { return m.Property(PropertyUniqKey) }
 
 // OffsetMsgID returns the offset message id built from StoreHost and
 // CommitLogOffset (PROTOCOL.md §4.5).

@@ -301,3 +301,43 @@ func TestBatch(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodedProperties(t *testing.T) {
+	m := exampleMessage()
+	want, err := AppendRecord(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same message with its properties in wire form encodes to the same record (the map form
+	// sorts names; this string is in that order).
+	m.Properties, m.EncodedProperties = nil, "TAGS\x01A\x02UNIQ_KEY\x010A0000020000C35000000000000000AB"
+	got, err := AppendRecord(nil, m)
+	if err != nil || !bytes.Equal(got, want) || EncodedSize(m) != len(want) {
+		t.Fatalf("AppendRecord with EncodedProperties: %v, equal %v, size %d of %d", err, bytes.Equal(got, want), EncodedSize(m), len(want))
+	}
+	if tags, keys, uniq := m.IndexedProperties(); tags != "A" || keys != "" || uniq != "0A0000020000C35000000000000000AB" {
+		t.Fatalf("IndexedProperties = %q %q %q", tags, keys, uniq)
+	}
+	if m.Tags() != "A" || m.Property("MISSING") != "" || m.Properties != nil {
+		t.Fatalf("reading decoded the properties: %v", m.Properties)
+	}
+
+	m.EncodedProperties = "KEYS\x01k1 k2\x02bad\x02TAGS\x01old\x02TAGS\x01new"
+	if tags, keys, _ := m.IndexedProperties(); tags != "new" || keys != "k1 k2" || m.Tags() != "new" || len(m.Keys()) != 2 {
+		t.Fatalf("the last of two values must win: %q %q", tags, keys)
+	}
+	m.SetProperty("A", "1")
+	if m.EncodedProperties != "" || !maps.Equal(m.Properties, map[string]string{"KEYS": "k1 k2", "TAGS": "new", "A": "1"}) {
+		t.Fatalf("SetProperty: %q %v", m.EncodedProperties, m.Properties)
+	}
+	m.Properties, m.EncodedProperties = nil, "A\x011\x02B\x012"
+	m.DeleteProperty("A")
+	if !maps.Equal(m.Properties, map[string]string{"B": "2"}) {
+		t.Fatalf("DeleteProperty: %v", m.Properties)
+	}
+
+	m.Properties, m.EncodedProperties = nil, "K\x01"+strings.Repeat("v", MaxPropertiesLength)
+	if _, err := AppendRecord(nil, m); !errors.Is(err, ErrPropertiesTooLong) {
+		t.Fatalf("long EncodedProperties: %v", err)
+	}
+}

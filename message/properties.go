@@ -68,18 +68,10 @@ func ParseProperties(s string) map[string]string {
 	}
 	m := make(map[string]string, strings.Count(s, "\x02")+1)
 	for s != "" {
-		// A loop over IndexByte: strings.SplitSeq's closure escaped, an allocation per message.
-		item := s
-		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
-			item, s = s[:i], s[i+1:]
-		} else {
-			s = ""
+		var name, value string
+		if name, value, s = CutProperty(s); name != "" {
+			m[name] = value
 		}
-		name, value, ok := strings.Cut(item, "\x01")
-		if !ok || name == "" || value == "" {
-			continue
-		}
-		m[name] = value
 	}
 	return m
 }
@@ -97,6 +89,32 @@ func LookupProperty(props []byte, name string) (value []byte, ok bool) {
 }
 
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
+
+// CutProperty splits the first item off an encoded properties string with the rules of
+// ParseProperties: name and value are empty for an item it would skip.
+func CutProperty(s string) (name, value, rest string) {
+	item := s
+	if end := strings.IndexByte(s, PropertySeparator); end >= 0 {
+		item, rest = s[:end], s[end+1:]
+	}
+	name, value, ok := strings.Cut(item, "\x01")
+	if !ok || name == "" || value == "" {
+		return "", "", rest
+	}
+	return name, value, rest
+}
+
+// lookupEncoded is LookupProperty for a string: the last value of name, or "".
+func lookupEncoded(s, name string) (value string) {
+	for s != "" {
+		var n, v string
+		n, v, s = CutProperty(s)
+		if n == name && n != "" {
+			value = v
+		}
+	}
+	return value
+}
 
 // Properties iterates over the items of an encoded properties string
 // without allocating, with the rules of ParseProperties (items without

@@ -85,8 +85,11 @@ func hostFlags(sysFlag int32, born, store netip.AddrPort) int32 {
 
 // EncodedSize returns the size AppendRecord will produce for m.
 func EncodedSize(m *Message) int {
-	return RecordSize(len(m.Body), len(m.Topic), PropertiesLength(m.Properties),
-		hostFlags(m.SysFlag, m.BornHost, m.StoreHost))
+	propsLen := PropertiesLength(m.Properties)
+	if m.Properties == nil {
+		propsLen = len(m.EncodedProperties)
+	}
+	return RecordSize(len(m.Body), len(m.Topic), propsLen, hostFlags(m.SysFlag, m.BornHost, m.StoreHost))
 }
 
 // AppendRecord appends the stored (V1) encoding of m to dst. It sets the
@@ -123,11 +126,18 @@ func AppendRecord(dst []byte, m *Message) ([]byte, error) {
 	dst = append(dst, m.Topic...)
 	propsPos := len(dst)
 	dst = be.AppendUint16(dst, 0) // PROPERTIESLENGTH, set below
-	// One pass over the map validates and encodes (this is the append hot
-	// path; three passes cost a third of an append of a small message).
-	dst, err := appendPropertiesChecked(dst, m.Properties)
-	if err != nil {
-		return dst[:start], err
+	if m.Properties == nil {
+		if len(m.EncodedProperties) > MaxPropertiesLength {
+			return dst[:start], ErrPropertiesTooLong
+		}
+		dst = append(dst, m.EncodedProperties...)
+	} else {
+		// One pass over the map validates and encodes (this is the append hot
+		// path; three passes cost a third of an append of a small message).
+		var err error
+		if dst, err = appendPropertiesChecked(dst, m.Properties); err != nil {
+			return dst[:start], err
+		}
 	}
 	be.PutUint16(dst[propsPos:], uint16(len(dst)-propsPos-2))
 	be.PutUint32(dst[start:], uint32(len(dst)-start))

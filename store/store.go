@@ -482,10 +482,10 @@ func (s *Store) addPending(buf []byte, msgs []*message.Message, consumable bool)
 	for _, m := range msgs {
 		size, _, _ := message.PeekSize(buf)
 		buf = buf[size:]
+		tags, keys, uniqKey := m.IndexedProperties()
 		s.pend.items = append(s.pend.items, dispatchItem{
 			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
-			size: size, tagsCode: message.TagsCode(m.Properties[message.PropertyTags]), storeTimestamp: m.StoreTimestamp,
-			keys: m.Properties[message.PropertyKeys], uniqKey: m.Properties[message.PropertyUniqKey],
+			size: size, tagsCode: message.TagsCode(tags), storeTimestamp: m.StoreTimestamp, keys: keys, uniqKey: uniqKey,
 		})
 	}
 	// The dispatcher takes the whole list each time round and sleeps only
