@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -523,7 +524,7 @@ func (c *Conn) readLoop() {
 			// Only a read that may wait needs the deadline; setting it per frame showed in profiles.
 			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout))
 		}
-		frame, err := remoting.ReadFrame(br, c.cfg.maxFrame)
+		frame, peeked, err := c.nextFrame(br)
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -532,6 +533,15 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		inline := !cmd.IsResponse() && c.cfg.inline != nil && c.cfg.inline.Inline(cmd)
+		if peeked > 0 && !inline {
+			// The body aliases the reader's buffer, which the next read reuses: only an inline
+			// request is done with it by then.
+			if len(cmd.Body) > 0 {
+				cmd.Body = bytes.Clone(cmd.Body)
+			}
+			br.Discard(peeked)
 		}
 		if cmd.IsResponse() {
 			if cl := c.take(cmd.Opaque); cl == nil {
@@ -543,14 +553,12 @@ func (c *Conn) readLoop() {
 			}
 			continue
 		}
-		select {
-		case c.inflight <- struct{}{}:
-		case <-c.closing:
+		if !c.acquire() {
 			return
 		}
-		c.handlers.Add(1)
-		if c.cfg.inline != nil && c.cfg.inline.Inline(cmd) {
+		if inline {
 			c.serveInline(cmd)
+			br.Discard(peeked)
 			answered = true
 			continue
 		}
@@ -558,14 +566,47 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// frameBuffered reports whether br holds a whole frame, so that reading it will not wait.
-func frameBuffered(br *bufio.Reader) bool {
-	n := br.Buffered()
-	if n < 4 {
+// acquire counts a request as in flight, waiting while the connection's limit is reached. It reports
+// false when the connection closes meanwhile.
+func (c *Conn) acquire() bool {
+	select {
+	case c.inflight <- struct{}{}:
+	case <-c.closing:
 		return false
 	}
+	c.handlers.Add(1)
+	return true
+}
+
+// nextFrame returns the next frame's bytes after the length prefix. A frame that is already whole
+// in br is not copied: frame aliases br's buffer until br.Discard(peeked) or the next read (peeked
+// is 0 for a frame read into a buffer of its own).
+func (c *Conn) nextFrame(br *bufio.Reader) (frame []byte, peeked int, err error) {
+	if n, ok := bufferedFrameLen(br); ok && n >= 4 && n <= c.cfg.maxFrame {
+		b, err := br.Peek(4 + n)
+		if err == nil {
+			return b[4:], 4 + n, nil
+		}
+	}
+	frame, err = remoting.ReadFrame(br, c.cfg.maxFrame)
+	return frame, 0, err
+}
+
+// frameBuffered reports whether br holds a whole frame, so that reading it will not wait.
+func frameBuffered(br *bufio.Reader) bool {
+	_, ok := bufferedFrameLen(br)
+	return ok
+}
+
+// bufferedFrameLen returns the length prefix of the next frame when br holds the whole frame.
+func bufferedFrameLen(br *bufio.Reader) (n int, ok bool) {
+	buffered := br.Buffered()
+	if buffered < 4 {
+		return 0, false
+	}
 	b, _ := br.Peek(4) // does not read: 4 bytes are buffered
-	return int64(binary.BigEndian.Uint32(b)) <= int64(n-4)
+	length := int64(binary.BigEndian.Uint32(b))
+	return int(length), length <= int64(buffered-4)
 }
 
 // flushNow writes what is queued from the calling goroutine, or, if the writer is writing at the

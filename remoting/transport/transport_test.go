@@ -21,6 +21,9 @@ const (
 	codeSlow  code.Request = 9002
 	codePanic code.Request = 9003
 	codeWait  code.Request = 9004 // waits for the handler context, like a long poll
+	// codeEchoInline echoes on the reader goroutine; the request's body is only valid until the
+	// handler returns, so the answer carries a copy.
+	codeEchoInline code.Request = 9005
 )
 
 type testServer struct {
@@ -37,6 +40,11 @@ func startServer(t *testing.T, opts Options) *testServer {
 		resp := remoting.NewResponse(code.Success, "echo")
 		resp.ExtFields = req.ExtFields
 		resp.Body = req.Body
+		return resp
+	})
+	mux.HandleInline(codeEchoInline, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(code.Success, "echo")
+		resp.Body = bytes.Clone(req.Body)
 		return resp
 	})
 	mux.HandleFunc(codeSlow, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
@@ -448,7 +456,9 @@ func TestOrderedWritesUnderLoad(t *testing.T) {
 	const n = 200
 	go func() {
 		for i := range n {
-			req := remoting.NewRequest(codeEcho, nil, bytes.Repeat([]byte{byte(i)}, (i%7)*3000))
+			// Both echoes: requests served inline read their body where the reader buffered it,
+			// the others get a copy, as the reader goes on reading into that buffer.
+			req := remoting.NewRequest([]code.Request{codeEcho, codeEchoInline}[i%2], nil, bytes.Repeat([]byte{byte(i)}, (i%7)*3000))
 			req.Opaque = int32(i + 1)
 			frame, _ := remoting.AppendFrame(nil, req)
 			c.Write(frame)
@@ -471,5 +481,36 @@ func TestOrderedWritesUnderLoad(t *testing.T) {
 			t.Fatalf("opaque %d: body of %d bytes is not the one sent", resp.Opaque, len(resp.Body))
 		}
 		seen[resp.Opaque] = true
+	}
+}
+
+// TestPipelinedAnswerBodies checks answers that arrive together: the callbacks run after the reader
+// has read on, so an answer's body must not alias the reader's buffer.
+func TestPipelinedAnswerBodies(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{})
+	conn, err := cl.Conn(ctxTimeout(t, 5*time.Second), ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for i := range n {
+		want := bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 100+i%5*300)
+		wg.Add(1)
+		err := conn.InvokeAsync(context.Background(), remoting.NewRequest(codeEchoInline, nil, want), 10*time.Second, func(resp *remoting.Command, err error) {
+			defer wg.Done()
+			if err != nil || !bytes.Equal(resp.Body, want) {
+				bad.Add(1)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if bad.Load() > 0 {
+		t.Fatalf("%d of %d answers failed or carried another body", bad.Load(), n)
 	}
 }
