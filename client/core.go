@@ -113,35 +113,31 @@ func (c *core) invokeTimeout(ctx context.Context, addr string, req *remoting.Com
 	}
 	resp, err := c.tc.InvokeTimeout(ctx, addr, req, timeout)
 	if err != nil {
-		return nil, transportErr(req, addr, err)
+		return nil, transportErr(req.RequestCode(), addr, err)
 	}
 	return resp, nil
 }
 
 // invokeAsync sends req to addr and calls cb with the answer or the failure, on a goroutine of the
-// transport's pool, once timeout (if positive) or ctx ends the wait. If it returns an error, cb is not
-// called.
+// transport's pool, once timeout (if positive) or ctx ends the wait. A failure reaches cb as the
+// transport reported it (map it with transportErr); cb is not wrapped, as that would cost an
+// allocation per send. If invokeAsync returns an error, cb is not called.
 func (c *core) invokeAsync(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, cb func(*remoting.Command, error)) error {
 	if c.closed() {
 		return ErrClosed
 	}
-	err := c.tc.InvokeAsync(ctx, addr, req, timeout, func(resp *remoting.Command, err error) {
-		if err != nil {
-			err = transportErr(req, addr, err)
-		}
-		cb(resp, err)
-	})
-	if err != nil {
-		return transportErr(req, addr, err)
+	if err := c.tc.InvokeAsync(ctx, addr, req, timeout, cb); err != nil {
+		return transportErr(req.RequestCode(), addr, err)
 	}
 	return nil
 }
 
-func transportErr(req *remoting.Command, addr string, err error) error {
+// transportErr is how the client reports a transport error of a request with code c to addr.
+func transportErr(c code.Request, addr string, err error) error {
 	if errors.Is(err, transport.ErrClientClosed) {
 		return ErrClosed
 	}
-	return fmt.Errorf("client: %s to %s: %w", req.RequestCode(), addr, err)
+	return fmt.Errorf("client: %s to %s: %w", c, addr, err)
 }
 
 // call is invoke that turns an answer other than SUCCESS into a *ResponseError.

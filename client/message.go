@@ -45,20 +45,21 @@ const propertyTimerDeliverMs = "TIMER_DELIVER_MS"
 
 // appendProperties appends the wire properties of m to dst (name\x01value pairs joined by \x02): the
 // user properties in name order, so that the encoding is deterministic, then the reserved ones m's
-// fields set, and UNIQ_KEY uniqKey unless the user properties carry one. It returns the UNIQ_KEY sent.
-// It builds no map: this runs once per message sent.
-func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, error) {
+// fields set, and last UNIQ_KEY: the user's, or a new id from ids for time now. The UNIQ_KEY sent is
+// dst[uniqAt:] of the result. It builds no map and no string: this runs once per message sent.
+func (m *Message) appendProperties(dst []byte, ids *message.UniqIDGenerator, now time.Time) (_ []byte, uniqAt int, _ error) {
 	if m.DelayLevel < 0 {
-		return dst, "", fmt.Errorf("%w: delay level %d is negative", ErrInvalidMessage, m.DelayLevel)
+		return dst, 0, fmt.Errorf("%w: delay level %d is negative", ErrInvalidMessage, m.DelayLevel)
 	}
 	if m.DelayLevel > 0 && !m.DeliverAt.IsZero() {
-		return dst, "", fmt.Errorf("%w: a message has either a delay level or a delivery time, not both", ErrInvalidMessage)
+		return dst, 0, fmt.Errorf("%w: a message has either a delay level or a delivery time, not both", ErrInvalidMessage)
 	}
 	for _, k := range m.Keys {
 		if k == "" || strings.IndexByte(k, ' ') >= 0 {
-			return dst, "", fmt.Errorf("%w: key %q is empty or contains a space", ErrInvalidMessage, k)
+			return dst, 0, fmt.Errorf("%w: key %q is empty or contains a space", ErrInvalidMessage, k)
 		}
 	}
+	uniqKey := ""
 	start := len(dst)
 	add := func(name string) {
 		if len(dst) > start {
@@ -74,7 +75,7 @@ func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, 
 		names := stack[:0]
 		for k, v := range m.Properties {
 			if message.HasSeparator(k) || message.HasSeparator(v) {
-				return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+				return dst, 0, fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
 			}
 			if k != "" && v != "" && !m.overrides(k) {
 				names = append(names, k)
@@ -88,7 +89,7 @@ func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, 
 	}
 	if m.Tags != "" {
 		if message.HasSeparator(m.Tags) {
-			return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+			return dst, 0, fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
 		}
 		add(message.PropertyTags)
 		dst = append(dst, m.Tags...)
@@ -97,7 +98,7 @@ func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, 
 		add(message.PropertyKeys)
 		for i, k := range m.Keys {
 			if message.HasSeparator(k) {
-				return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
+				return dst, 0, fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrBadProperty)
 			}
 			if i > 0 {
 				dst = append(dst, ' ')
@@ -113,14 +114,17 @@ func (m *Message) appendProperties(dst []byte, uniqKey string) ([]byte, string, 
 		add(propertyTimerDeliverMs)
 		dst = strconv.AppendInt(dst, m.DeliverAt.UnixMilli(), 10)
 	}
+	add(message.PropertyUniqKey)
+	uniqAt = len(dst)
 	if uniqKey != "" {
-		add(message.PropertyUniqKey)
 		dst = append(dst, uniqKey...)
+	} else {
+		dst = ids.AppendNextAt(dst, now)
 	}
 	if len(dst)-start > message.MaxPropertiesLength {
-		return dst, "", fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrPropertiesTooLong)
+		return dst, 0, fmt.Errorf("%w: %w", ErrInvalidMessage, message.ErrPropertiesTooLong)
 	}
-	return dst, uniqKey, nil
+	return dst, uniqAt, nil
 }
 
 // overrides reports whether property name is set by one of m's fields (or is UNIQ_KEY, which

@@ -297,7 +297,9 @@ func (a *asyncSend) next(inCaller bool) {
 			reqCode := cmd.RequestCode()
 			err = p.c.invokeAsync(a.ctx, addr, cmd, timeout, func(resp *remoting.Command, err error) {
 				var res *SendResult
-				if err == nil {
+				if err != nil {
+					err = transportErr(reqCode, addr, err)
+				} else {
 					res, err = parseSendResponse(resp, reqCode, addr, mq, a.req.uniqKey)
 				}
 				p.record(a.msg, mq, start, err)
@@ -333,16 +335,18 @@ func (a *asyncSend) failed(broker string, err error, inCaller bool) bool {
 // finish frees the send's slot and calls the promise, never on the caller's goroutine (which may hold
 // what the promise needs).
 func (a *asyncSend) finish(res *SendResult, err error, inCaller bool) {
-	done := func() {
-		defer a.p.mu.wg.Done()
-		<-a.p.async
-		a.promise(res, err)
-	}
 	if inCaller {
-		go done()
+		go a.complete(res, err)
 		return
 	}
-	done()
+	a.complete(res, err)
+}
+
+// complete hands the outcome to the caller's callback.
+func (a *asyncSend) complete(res *SendResult, err error) {
+	defer a.p.mu.wg.Done()
+	<-a.p.async
+	a.promise(res, err)
 }
 
 // SendOneway sends msg without waiting for the broker's answer: one attempt, no result. The message
@@ -403,9 +407,11 @@ func (p *Producer) SendBatch(ctx context.Context, msgs ...*Message) (*SendResult
 			return nil, fmt.Errorf("%w: message %d: a batch cannot carry a delay level or a delivery time", ErrInvalidMessage, i)
 		}
 		var err error
-		if props, ids[i], err = m.appendProperties(props[:0], p.ids.NextAt(began)); err != nil {
+		var uniqAt int
+		if props, uniqAt, err = m.appendProperties(props[:0], p.ids, began); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
+		ids[i] = string(props[uniqAt:])
 		if data, err = message.AppendBatchItem(data, m.Flag, m.Body, props); err != nil {
 			return nil, fmt.Errorf("message %d: %w: %w", i, ErrInvalidMessage, err)
 		}
@@ -598,7 +604,16 @@ type sendRequest struct {
 	batch      bool
 	uniqKey    string
 	began      time.Time // when the send began: the time of its first attempt and of its id
+	bornText   string    // began in ms, as the header carries it (sliced from properties' string)
 	tried      bool      // an attempt has started
+}
+
+// bornTimestamp is the header value for an attempt that starts at t.
+func (r *sendRequest) bornTimestamp(t time.Time) string {
+	if t.Equal(r.began) && r.bornText != "" {
+		return r.bornText
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
 // attemptStart returns the start of an attempt: when the send began for the first, unless it waited
@@ -622,11 +637,14 @@ func (p *Producer) prepare(msg *Message) (*sendRequest, error) {
 	}
 	began := p.cfg.now()
 	var buf [256]byte
-	props, uniqKey, err := msg.appendProperties(buf[:0], p.ids.NextAt(began))
+	props, uniqAt, err := msg.appendProperties(buf[:0], p.ids, began)
 	if err != nil {
 		return nil, err
 	}
-	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, uniqKey: uniqKey, properties: string(props), began: began}
+	// One string holds the properties, the UNIQ_KEY within them and the first attempt's born time.
+	all := string(strconv.AppendInt(props, began.UnixMilli(), 10))
+	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, began: began,
+		properties: all[:len(props)], uniqKey: all[uniqAt:len(props)], bornText: all[len(props):]}
 	if p.cfg.compressThreshold > 0 && len(msg.Body) > p.cfg.compressThreshold {
 		if z, ok := compress(msg.Body, p.cfg.compressLevel); ok {
 			req.body = z
@@ -668,7 +686,7 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 		"d", defaultTopicQueueNumsText,
 		"e", strconv.Itoa(int(mq.QueueID)),
 		"f", strconv.Itoa(int(r.sysFlag)),
-		"g", strconv.FormatInt(now.UnixMilli(), 10),
+		"g", r.bornTimestamp(now),
 		"h", strconv.Itoa(int(r.flag)),
 		"i", r.properties,
 		"j", "0",

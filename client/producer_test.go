@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -485,6 +486,7 @@ func TestProducerSendHook(t *testing.T) {
 // dropped, and names are in a fixed order.
 func TestMessageProperties(t *testing.T) {
 	at := time.UnixMilli(1_700_000_000_123)
+	ids := message.NewUniqIDGenerator(netip.MustParseAddr("10.0.0.1"), 1)
 	cases := []struct {
 		msg      Message
 		wire     string
@@ -499,7 +501,11 @@ func TestMessageProperties(t *testing.T) {
 			"TAGS\x01A\x02UNIQ_KEY\x01mine", "mine"},
 	}
 	for i, c := range cases {
-		got, uniq, err := c.msg.appendProperties(nil, "gen")
+		got, uniqAt, err := c.msg.appendProperties(nil, ids, at)
+		uniq := string(got[uniqAt:])
+		if c.uniqSent == "gen" && len(uniq) == 32 { // a new id: compare the rest
+			got, uniq = append(got[:uniqAt:uniqAt], "gen"...), "gen"
+		}
 		if err != nil || string(got) != c.wire || uniq != c.uniqSent {
 			t.Errorf("case %d: %q, %q, %v; want %q, %q", i, got, uniq, err, c.wire, c.uniqSent)
 		}
@@ -513,8 +519,33 @@ func TestMessageProperties(t *testing.T) {
 		{Properties: map[string]string{"big": strings.Repeat("x", message.MaxPropertiesLength)}},
 	}
 	for i, m := range bad {
-		if _, _, err := m.appendProperties(nil, "gen"); !errors.Is(err, ErrInvalidMessage) {
+		if _, _, err := m.appendProperties(nil, ids, at); !errors.Is(err, ErrInvalidMessage) {
 			t.Errorf("bad case %d: %v", i, err)
 		}
+	}
+}
+
+// TestSendHeader checks the header a send carries: the born time of its first attempt comes from
+// the same string as the properties, a retry's is its own.
+func TestSendHeader(t *testing.T) {
+	p, err := NewProducer(WithNameServers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req, err := p.prepare(&Message{Topic: "T", Body: []byte("x"), Tags: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "TAGS\x01a\x02UNIQ_KEY\x01" + req.uniqKey; req.properties != want || len(req.uniqKey) != 32 {
+		t.Fatalf("properties %q, uniq key %q", req.properties, req.uniqKey)
+	}
+	mq := MessageQueue{Topic: "T", BrokerName: "b", QueueID: 3}
+	for _, at := range []time.Time{req.began, req.began.Add(1500 * time.Millisecond)} {
+		cmd := req.command("g", mq, at)
+		if got, want := cmd.Ext("g"), strconv.FormatInt(at.UnixMilli(), 10); got != want || cmd.Ext("i") != req.properties || cmd.Ext("e") != "3" {
+			t.Fatalf("born %q (want %q), properties %q, queue %q", got, want, cmd.Ext("i"), cmd.Ext("e"))
+		}
+		releaseCommand(cmd)
 	}
 }

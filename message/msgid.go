@@ -115,6 +115,12 @@ func (g *UniqIDGenerator) Next() string { return g.NextAt(time.Now()) }
 
 // NextAt returns a new id for time now.
 func (g *UniqIDGenerator) NextAt(now time.Time) string {
+	var out [32]byte
+	return string(g.AppendNextAt(out[:0], now))
+}
+
+// AppendNextAt appends a new id for time now to dst.
+func (g *UniqIDGenerator) AppendNextAt(dst []byte, now time.Time) []byte {
 	g.mu.Lock()
 	if now.Before(g.mu.monthStart) || !now.Before(g.mu.monthStart.AddDate(0, 1, 0)) {
 		y, m, _ := now.Date()
@@ -128,6 +134,5 @@ func (g *UniqIDGenerator) NextAt(now time.Time) string {
 	copy(raw[:], g.prefix[:])
 	binary.BigEndian.PutUint32(raw[10:], uint32(ms))
 	binary.BigEndian.PutUint16(raw[14:], counter)
-	var out [32]byte
-	return string(appendUpperHex(out[:0], raw[:]))
+	return appendUpperHex(dst, raw[:])
 }
