@@ -130,13 +130,18 @@ func storedProperties(raw, cluster string) (props string, ok bool) {
 	return string(out), true
 }
 
+// sendAnswer is a send answer with room for its fields, allocated as one.
+type sendAnswer struct {
+	cmd    remoting.Command
+	fields [10]string
+}
+
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
 func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
-	resp := remoting.NewResponse(c, remark)
-	resp.ExtFields = make(remoting.Fields, 0, 10) // sized for the answer's fields: allocated once
-	resp.ExtFields = append(resp.ExtFields, message.PropertyMsgRegion, b.opts.RegionID,
+	a := &sendAnswer{cmd: *remoting.NewResponse(c, remark)}
+	a.cmd.ExtFields = append(a.fields[:0], message.PropertyMsgRegion, b.opts.RegionID,
 		message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
-	return resp
+	return &a.cmd
 }
 
 // sendError is sendResponse with a formatted remark, for refusals.
@@ -184,13 +189,16 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 			return b.sendError(code.MessageIllegal, "the batch is empty")
 		}
 	} else {
-		m := &message.Message{Flag: h.flag, Body: req.Body}
+		one := new(singleMessage) // the message and the slice holding it: one allocation
+		m := &one.m
+		m.Flag, m.Body = h.flag, req.Body
 		if props, ok := storedProperties(h.properties, b.opts.BrokerClusterName); ok && !strings.HasPrefix(h.topic, retryPrefix) {
 			m.EncodedProperties = props
 		} else {
 			m.Properties = message.ParseProperties(h.properties)
 		}
-		msgs = []*message.Message{m}
+		one.list[0] = m
+		msgs = one.list[:]
 	}
 	for _, m := range msgs {
 		m.Topic, m.QueueID = h.topic, h.queueID
@@ -244,6 +252,12 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 		res, err = b.store.AppendBatch(ctx, msgs)
 	}
 	return b.appendResponse(msgs, res, err)
+}
+
+// singleMessage is the message of a send that carries one, with the slice handleSend passes on.
+type singleMessage struct {
+	m    message.Message
+	list [1]*message.Message
 }
 
 // appendResponse maps a store result to the send answer (PROTOCOL.md §5.2 step 8).

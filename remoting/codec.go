@@ -57,17 +57,28 @@ func ReadFrame(r io.Reader, maxFrame int) ([]byte, error) {
 
 // DecodeFrame decodes a frame as returned by ReadFrame. The command's Body aliases frame.
 func DecodeFrame(frame []byte) (*Command, error) {
+	cmd := new(Command)
+	if err := DecodeFrameInto(cmd, frame); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// DecodeFrameInto is DecodeFrame into a command of the caller's, which it overwrites, reusing the
+// room of its ExtFields: a reader that is done with each command before the next saves allocating
+// it and its fields.
+func DecodeFrameInto(cmd *Command, frame []byte) error {
 	if len(frame) < 4 {
-		return nil, malformed("frame of %d bytes has no header length field", len(frame))
+		return malformed("frame of %d bytes has no header length field", len(frame))
 	}
 	word := binary.BigEndian.Uint32(frame)
 	st := SerializeType(word >> 24)
 	headerLen := int(word & MaxHeaderLength)
 	if headerLen > len(frame)-4 {
-		return nil, malformed("header length %d exceeds the %d bytes left in the frame", headerLen, len(frame)-4)
+		return malformed("header length %d exceeds the %d bytes left in the frame", headerLen, len(frame)-4)
 	}
 	header := frame[4 : 4+headerLen]
-	cmd := &Command{SerializeType: st}
+	*cmd = Command{SerializeType: st, ExtFields: cmd.ExtFields[:0]}
 	var err error
 	switch st {
 	case JSON:
@@ -78,12 +89,15 @@ func DecodeFrame(frame []byte) (*Command, error) {
 		err = malformed("unknown serialize type %d", st)
 	}
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if len(cmd.ExtFields) == 0 {
+		cmd.ExtFields = nil // as DecodeFrame has always returned a header without fields
 	}
 	if body := frame[4+headerLen:]; len(body) > 0 {
 		cmd.Body = body
 	}
-	return cmd, nil
+	return nil
 }
 
 // AppendFrame appends the whole frame of c (length prefix, header and body) to dst.
@@ -183,7 +197,7 @@ func decodeJSONHeader(b []byte, c *Command) error {
 			}
 		case "extFields":
 			if !r.null() {
-				c.ExtFields = r.stringFields()
+				c.ExtFields = r.stringFields(c.ExtFields)
 			}
 		default:
 			r.skipValue(0)
@@ -303,7 +317,9 @@ func decodeBinaryHeader(b []byte, c *Command) error {
 	// One string holds every key and value, and one slice their headers. The lengths were checked by
 	// countBinaryExt.
 	all := string(block)
-	c.ExtFields = make(Fields, 0, 2*min(n, 64))
+	if cap(c.ExtFields) < 2*min(n, 64) {
+		c.ExtFields = make(Fields, 0, 2*min(n, 64))
+	}
 	var keys keySet
 	for p := 0; p < len(block); {
 		kl := int(binary.BigEndian.Uint16(block[p:]))

@@ -322,11 +322,14 @@ func (r *jsonReader) hex4() rune {
 
 // stringFields reads an object whose values are strings. Numbers and booleans are kept as their text
 // (Java peers always send strings, but a lenient reader costs nothing); null values are dropped.
-func (r *jsonReader) stringFields() Fields {
+func (r *jsonReader) stringFields(f Fields) Fields {
 	// Each member of a string object has four quotes; counting them in what is left of the header sizes
 	// the slice once (a send header has 13 fields, its answer 5) instead of growing it. The bound keeps
-	// a hostile header from buying a large slice with quotes alone.
-	f := make(Fields, 0, 2*min(bytes.Count(r.b[r.i:], quote)/4, 64))
+	// a hostile header from buying a large slice with quotes alone. f's room is reused when it suffices.
+	if need := 2 * min(bytes.Count(r.b[r.i:], quote)/4, 64); cap(f) < need {
+		f = make(Fields, 0, need)
+	}
+	f = f[:0]
 	var keys keySet
 	outer := r.first
 	r.objectStart()

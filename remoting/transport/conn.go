@@ -505,8 +505,9 @@ func (c *Conn) flush() error {
 func (c *Conn) readLoop() {
 	defer close(c.readerEnd)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
-	answered := false    // answers of inline requests are queued and the writer was not woken
-	var answers []answer // answers to async calls read since the last hand-off to a worker
+	answered := false           // answers of inline requests are queued and the writer was not woken
+	var answers []answer        // answers to async calls read since the last hand-off to a worker
+	var spare *remoting.Command // the last inline request's command, decoded into again
 	defer func() { c.runCallbacks(answers) }()
 	for {
 		if (answered || len(answers) > 0) && !frameBuffered(br) {
@@ -529,12 +530,19 @@ func (c *Conn) readLoop() {
 			c.readFailed(err)
 			return
 		}
-		cmd, err := remoting.DecodeFrame(frame)
-		if err != nil {
+		cmd := spare
+		if cmd == nil {
+			cmd = new(remoting.Command)
+		}
+		if err := remoting.DecodeFrameInto(cmd, frame); err != nil {
 			c.readFailed(err)
 			return
 		}
 		inline := !cmd.IsResponse() && c.cfg.inline != nil && c.cfg.inline.Inline(cmd)
+		spare = nil
+		if inline {
+			spare = cmd // its handler is done with it when it returns
+		}
 		if peeked > 0 && !inline {
 			// The body aliases the reader's buffer, which the next read reuses: only an inline
 			// request is done with it by then.
@@ -661,7 +669,7 @@ func (c *Conn) serve(req *remoting.Command) {
 		<-c.inflight
 		c.handlers.Done()
 	}()
-	c.respond(req, c.dispatch(req), true)
+	c.respond(answerTo(req), c.dispatch(req), true)
 }
 
 // serveInline is serve on the reader goroutine: the answer is queued without waking the writer.
@@ -670,38 +678,52 @@ func (c *Conn) serveInline(req *remoting.Command) {
 		<-c.inflight
 		c.handlers.Done()
 	}()
-	c.respond(req, c.dispatch(req), false)
+	c.respond(answerTo(req), c.dispatch(req), false)
 }
 
 // Later lets a handler answer req after it has returned: the handler returns nil and calls the
 // returned function exactly once, from any goroutine, with the response. Until then the request
 // counts as in flight, so a graceful shutdown waits for its answer. A broker answers SYNC_FLUSH
-// sends this way once their fsync is done, with no goroutine waiting meanwhile.
+// sends this way once their fsync is done, with no goroutine waiting meanwhile. It keeps what the
+// answer needs, not req, which an inline request's reader reuses.
 func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
 	c.handlers.Add(1)
+	to := answerTo(req)
 	return func(resp *remoting.Command) {
 		defer c.handlers.Done()
-		c.respond(req, resp, true)
+		c.respond(to, resp, true)
 	}
 }
 
-// respond sends resp as the answer to req, unless there is none to send. wake says whether to wake
-// the writer; the reader does not, as it writes inline answers itself.
-func (c *Conn) respond(req, resp *remoting.Command, wake bool) {
-	if resp == nil || req.IsOneway() {
+// request is what answering a request needs of it.
+type request struct {
+	code          code.Request
+	opaque        int32
+	oneway        bool
+	serializeType remoting.SerializeType
+}
+
+func answerTo(req *remoting.Command) request {
+	return request{code: req.RequestCode(), opaque: req.Opaque, oneway: req.IsOneway(), serializeType: req.SerializeType}
+}
+
+// respond sends resp as the answer to the request to, unless there is none to send. wake says
+// whether to wake the writer; the reader does not, as it writes inline answers itself.
+func (c *Conn) respond(to request, resp *remoting.Command, wake bool) {
+	if resp == nil || to.oneway {
 		return
 	}
-	resp.Opaque = req.Opaque
+	resp.Opaque = to.opaque
 	resp.Flag |= remoting.FlagResponse
-	resp.SerializeType = req.SerializeType
+	resp.SerializeType = to.serializeType
 	send := c.send
 	if !wake {
 		send = c.enqueue
 	}
 	if err := send(context.Background(), resp); err != nil && !errors.Is(err, ErrConnClosed) {
-		c.cfg.logger.Warn("cannot send response", "remote", c.nc.RemoteAddr().String(), "request", req.String(), "err", err)
+		c.cfg.logger.Warn("cannot send response", "remote", c.nc.RemoteAddr().String(), "request", to.code.String(), "opaque", to.opaque, "err", err)
 		fallback := remoting.Errorf(code.SystemError, "response could not be encoded: %v", err)
-		fallback.Opaque, fallback.Flag, fallback.SerializeType = req.Opaque, remoting.FlagResponse, req.SerializeType
+		fallback.Opaque, fallback.Flag, fallback.SerializeType = to.opaque, remoting.FlagResponse, to.serializeType
 		send(context.Background(), fallback)
 	}
 }

@@ -42,9 +42,10 @@ func NewMux() *Mux {
 // waiting on anything but the CPU. Those run on their connection's reader goroutine: no hand-off to
 // another goroutine, at the cost of reading the connection's next request only once the answer is
 // queued. A handler that may wait (long polling, a disk flush per request) must not be inline: it
-// would stall every request behind it on the connection. An inline handler must be done with
-// req.Body when it returns, answer included: a request already whole in the reader's buffer is
-// decoded in place, and the next read reuses that memory.
+// would stall every request behind it on the connection. An inline handler must be done with req
+// when it returns, its answer included (Conn.Later keeps what it needs): the reader decodes the next
+// request into the same Command, and a request already whole in the reader's buffer is decoded in
+// place, its Body in memory the next read reuses. Strings from the header stay valid.
 type Inliner interface {
 	Inline(req *remoting.Command) bool
 }
