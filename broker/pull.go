@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apogeemq/apogee/message"
@@ -88,8 +89,9 @@ func (b *Broker) handlePull(ctx context.Context, _ *transport.Conn, req *remotin
 		b.offsets.commit(h.topic, h.group, h.queueID, h.commitOffset)
 	}
 
-	var res store.GetResult
-	resp = b.readQueue(&h, filter, &res)
+	res := getResults.Get().(*store.GetResult)
+	defer getResults.Put(res)
+	resp = b.readQueue(&h, filter, res)
 	if resp.ResponseCode() != code.PullNotFound || h.sysFlag&pullSuspend == 0 {
 		return resp
 	}
@@ -106,14 +108,14 @@ func (b *Broker) handlePull(ctx context.Context, _ *transport.Conn, req *remotin
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
 	for {
-		resp = b.readQueue(&h, filter, &res)
+		resp = b.readQueue(&h, filter, res)
 		if resp.ResponseCode() != code.PullNotFound {
 			return resp
 		}
 		select {
 		case <-wake:
 		case <-timer.C:
-			return b.readQueue(&h, filter, &res)
+			return b.readQueue(&h, filter, res)
 		case <-ctx.Done():
 			return resp
 		}
@@ -194,7 +196,10 @@ func (b *Broker) readQueue(h *pullHeader, filter store.TagsFilter, res *store.Ge
 		"suggestWhichBrokerId", "0",
 	}
 	if c == code.Success {
-		resp.Body = res.Body // handlePull returns right after a Found read, so res is not reused
+		resp.Body, res.Body = res.Body, nil // the answer owns it: it may be written from where it is
 	}
 	return resp
 }
+
+// getResults keeps the scratch buffers of pulls (consume-queue entries, record places) for the next.
+var getResults = sync.Pool{New: func() any { return new(store.GetResult) }}

@@ -97,6 +97,12 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxMsgs i
 			break
 		}
 		pos := len(res.Body)
+		if pos == 0 && cap(res.Body) < int(u.Size) {
+			// Size the body once, as if the messages to come were as large as the first: growing it
+			// by append copied it several times per pull.
+			count := min((n-i)/format.CQUnitSize, max(maxMsgs, 1), s.opts.MaxTransferCount)
+			res.Body = make([]byte, 0, min(count*int(u.Size), s.opts.MaxTransferBytes+int(u.Size)))
+		}
 		res.Body = slices.Grow(res.Body, int(u.Size))[:pos+int(u.Size)]
 		if err := s.log.readAt(res.Body[pos:], u.CommitLogOffset); err != nil {
 			res.Body = res.Body[:pos]
