@@ -189,6 +189,12 @@ func TestDecodeRecordsBackToBack(t *testing.T) {
 	if !IsCorrupt(err) || len(msgs) != 2 {
 		t.Fatalf("torn: msgs %d err %v", len(msgs), err)
 	}
+	for _, garbage := range [][]byte{{0, 0, 0, 0, 1, 2, 3, 4}, {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, {1}} {
+		msgs, err = DecodeRecords(append(body[:len(body):len(body)], garbage...))
+		if !IsCorrupt(err) || len(msgs) != 3 || string(msgs[2].Body) != "hi" || msgs[0].Topic != "T1" {
+			t.Fatalf("garbage %x after three records: msgs %d err %v", garbage, len(msgs), err)
+		}
+	}
 }
 
 func TestProperties(t *testing.T) {

@@ -303,8 +303,18 @@ func decodeHost(b []byte) netip.AddrPort {
 // Message converts the view to a Message. Body aliases the view's bytes
 // unless copyBody is set; Topic and Properties are copied.
 func (v *RecordView) Message(copyBody bool) *Message {
-	m := &Message{
-		Topic:                     string(v.Topic),
+	m := new(Message)
+	v.fill(m, string(v.Topic))
+	if copyBody {
+		m.Body = append([]byte(nil), v.Body...)
+	}
+	return m
+}
+
+// fill sets m from the view, Body aliasing it, with topic as Topic.
+func (v *RecordView) fill(m *Message, topic string) {
+	*m = Message{
+		Topic:                     topic,
 		QueueID:                   v.QueueID,
 		Flag:                      v.Flag,
 		Body:                      v.Body,
@@ -321,10 +331,6 @@ func (v *RecordView) Message(copyBody bool) *Message {
 		StoreSize:                 v.TotalSize,
 		BodyCRC:                   v.BodyCRC,
 	}
-	if copyBody {
-		m.Body = append([]byte(nil), v.Body...)
-	}
-	return m
 }
 
 // DecodeRecord decodes the record at the start of b, verifying its body CRC,
@@ -339,17 +345,37 @@ func DecodeRecord(b []byte) (*Message, int, error) {
 }
 
 // DecodeRecords decodes records laid back to back, as in a PULL_MESSAGE
-// response body. It stops at the first corrupt record and returns the
-// messages before it together with the error.
+// response body, verifying their body CRCs. It stops at the first corrupt
+// record and returns the messages before it together with the error.
+//
+// The bodies alias b, which the caller must leave unchanged, and the messages
+// are allocated together, topic strings shared: decoding a pull costs a few
+// allocations per message rather than a copy of each body.
 func DecodeRecords(b []byte) ([]*Message, error) {
-	var msgs []*Message
+	n := 0
+	for rest := b; len(rest) > 0; n++ {
+		size, _, ok := PeekSize(rest)
+		if !ok || size <= 0 || int(size) > len(rest) {
+			n++ // the corrupt one, which the loop below reports
+			break
+		}
+		rest = rest[size:]
+	}
+	slab := make([]Message, n)
+	msgs := make([]*Message, 0, n)
+	topic := ""
 	for len(b) > 0 {
-		m, n, err := DecodeRecord(b)
+		v, err := ParseRecord(b, true)
 		if err != nil {
 			return msgs, err
 		}
+		if string(v.Topic) != topic {
+			topic = string(v.Topic)
+		}
+		m := &slab[len(msgs)]
+		v.fill(m, topic)
 		msgs = append(msgs, m)
-		b = b[n:]
+		b = b[v.TotalSize:]
 	}
 	return msgs, nil
 }
