@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -459,6 +460,12 @@ func (c *Conn) writeLoop() {
 			c.wmu.Unlock()
 			return
 		}
+		if c.manyWaiting() {
+			// Many callers wait for answers, which arrive together and wake them together: let
+			// the ones already runnable queue their next request before this write, so one write
+			// carries many. (With few callers the wait costs more than the write it saves.)
+			runtime.Gosched()
+		}
 		c.wmu.Lock()
 		ok := c.flushOrClose()
 		c.wmu.Unlock()
@@ -466,6 +473,16 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// batchingCalls is how many pending calls make the writer yield before it writes.
+const batchingCalls = 16
+
+// manyWaiting reports whether at least batchingCalls calls wait for their answers.
+func (c *Conn) manyWaiting() bool {
+	c.pending.Lock()
+	defer c.pending.Unlock()
+	return len(c.pending.calls) >= batchingCalls
 }
 
 // flush writes everything queued with one vectored write. The caller holds wmu.
