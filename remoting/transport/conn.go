@@ -603,16 +603,19 @@ func (c *Conn) acquire() bool {
 	return true
 }
 
-// nextFrame returns the next frame's bytes after the length prefix. A frame that is already whole
-// in br is not copied: frame aliases br's buffer until br.Discard(peeked) or the next read (peeked
-// is 0 for a frame read into a buffer of its own).
+// nextFrame returns the next frame's bytes after the length prefix. A frame that fits br's buffer
+// is read into it and not copied: frame aliases br's buffer until br.Discard(peeked) or the next
+// read (peeked is 0 for a larger frame, read into a buffer of its own).
 func (c *Conn) nextFrame(br *bufio.Reader) (frame []byte, peeked int, err error) {
-	if n, ok := bufferedFrameLen(br); ok && n >= 4 && n <= c.cfg.maxFrame {
-		b, err := br.Peek(4 + n)
-		if err == nil {
-			return b[4:], 4 + n, nil
+	if prefix, err := br.Peek(4); err == nil {
+		n := int64(binary.BigEndian.Uint32(prefix))
+		if n >= 4 && n <= int64(c.cfg.maxFrame) && 4+n <= int64(br.Size()) {
+			if b, err := br.Peek(4 + int(n)); err == nil {
+				return b[4:], 4 + int(n), nil
+			}
 		}
 	}
+	// A larger frame, a bad length or a failed read: ReadFrame reads it or says what is wrong.
 	frame, err = remoting.ReadFrame(br, c.cfg.maxFrame)
 	return frame, 0, err
 }
