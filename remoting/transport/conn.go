@@ -196,7 +196,7 @@ func (c *Conn) InvokeTimeout(ctx context.Context, req *remoting.Command, timeout
 	if err != nil {
 		return nil, err
 	}
-	if err := c.sendRequest(ctx, req, opaque, 0); err != nil {
+	if err := c.sendRequest(ctx, req, opaque, 0, true, timeout); err != nil {
 		c.take(opaque)
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (c *Conn) InvokeAsync(ctx context.Context, req *remoting.Command, timeout t
 			}
 		})
 	}
-	if err := c.sendRequest(ctx, req, opaque, 0); err != nil {
+	if err := c.sendRequest(ctx, req, opaque, 0, false, 0); err != nil {
 		if c.take(opaque) != nil {
 			if cl.stopAfter != nil {
 				cl.stopAfter()
@@ -286,7 +286,7 @@ func (c *Conn) sweepLoop() {
 // InvokeOneway sends req with the oneway flag; no response is expected. It returns once the request is
 // queued for writing.
 func (c *Conn) InvokeOneway(ctx context.Context, req *remoting.Command) error {
-	return c.sendRequest(ctx, req, c.nextOpaque.Add(1), remoting.FlagOneway)
+	return c.sendRequest(ctx, req, c.nextOpaque.Add(1), remoting.FlagOneway, false, 0)
 }
 
 func (c *Conn) register(cl *call) (int32, error) {
@@ -342,11 +342,32 @@ func (c *Conn) runCallbacks(answers []answer) {
 	})
 }
 
-func (c *Conn) sendRequest(ctx context.Context, req *remoting.Command, opaque int32, extraFlag int32) error {
+// sendRequest queues req. A caller that blocks for the answer anyway passes waits, and its own
+// timeout (0: none): unless many calls are pending (the writer batches those), the request is
+// written on the caller's goroutine, without a hand-off to the writer, and a write that cannot
+// finish within that timeout closes the connection, as the writer's would after writeTimeout: the
+// caller never waits on the socket longer than on the answer. Other callers never wait for a write.
+func (c *Conn) sendRequest(ctx context.Context, req *remoting.Command, opaque int32, extraFlag int32, waits bool, timeout time.Duration) error {
 	r := *req
 	r.Opaque = opaque
 	r.Flag = (r.Flag &^ remoting.FlagResponse) | extraFlag
-	return c.send(ctx, &r)
+	if err := c.enqueue(ctx, &r); err != nil {
+		return err
+	}
+	if !waits || c.manyWaiting() {
+		c.wakeWriter()
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if left := max(time.Until(dl), time.Millisecond); timeout <= 0 || left < timeout {
+			timeout = left
+		}
+	}
+	if w := c.cfg.writeTimeout; timeout <= 0 || (w > 0 && w < timeout) {
+		timeout = w
+	}
+	c.flushNow(timeout)
+	return nil
 }
 
 // send encodes cmd and queues it for the writer, waiting while the write queue is over its limit.
@@ -456,7 +477,7 @@ func (c *Conn) writeLoop() {
 		case <-c.closing:
 			// Flush what is queued (a graceful close queues its last responses first), then stop.
 			c.wmu.Lock()
-			c.flush()
+			c.flush(c.cfg.writeTimeout)
 			c.wmu.Unlock()
 			return
 		}
@@ -467,7 +488,7 @@ func (c *Conn) writeLoop() {
 			runtime.Gosched()
 		}
 		c.wmu.Lock()
-		ok := c.flushOrClose()
+		ok := c.flushOrClose(c.cfg.writeTimeout)
 		c.wmu.Unlock()
 		if !ok {
 			return
@@ -485,8 +506,9 @@ func (c *Conn) manyWaiting() bool {
 	return len(c.pending.calls) >= batchingCalls
 }
 
-// flush writes everything queued with one vectored write. The caller holds wmu.
-func (c *Conn) flush() error {
+// flush writes everything queued with one vectored write, failing if it takes longer than
+// timeout (none if not positive). The caller holds wmu.
+func (c *Conn) flush(timeout time.Duration) error {
 	c.out.Lock()
 	c.sealLocked()
 	vec := append(c.vec[:0], c.out.segs...)
@@ -504,8 +526,8 @@ func (c *Conn) flush() error {
 	case c.outSpace <- struct{}{}:
 	default:
 	}
-	if c.cfg.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	if timeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	}
 	w := vec // WriteTo consumes its receiver
 	_, err := w.WriteTo(c.nc)
@@ -531,7 +553,7 @@ func (c *Conn) readLoop() {
 			// About to wait for the peer: write the answers now, on this goroutine, rather than
 			// wake the writer for them. Requests that arrived together are answered together.
 			if answered {
-				c.flushNow()
+				c.flushNow(c.cfg.writeTimeout)
 				answered = false
 			}
 			// The same for the callbacks of async calls: one hand-off per read, not per answer.
@@ -637,22 +659,22 @@ func bufferedFrameLen(br *bufio.Reader) (n int, ok bool) {
 	return int(length), length <= int64(buffered-4)
 }
 
-// flushNow writes what is queued from the calling goroutine, or, if the writer is writing at the
-// moment, has it write again when done.
-func (c *Conn) flushNow() {
+// flushNow writes what is queued from the calling goroutine, within timeout, or, if the writer is
+// writing at the moment, has it write again when done.
+func (c *Conn) flushNow(timeout time.Duration) {
 	if !c.wmu.TryLock() {
 		c.wakeWriter()
 		return
 	}
-	c.flushOrClose()
+	c.flushOrClose(timeout)
 	c.wmu.Unlock()
 }
 
 // flushOrClose flushes (the caller holds wmu) and, if the write fails, has the connection closed;
 // it reports whether the write succeeded. The close runs on its own goroutine: closeWith waits for
 // the writer goroutine to end, which may be the caller.
-func (c *Conn) flushOrClose() bool {
-	if err := c.flush(); err != nil {
+func (c *Conn) flushOrClose(timeout time.Duration) bool {
+	if err := c.flush(timeout); err != nil {
 		go c.closeWith(fmt.Errorf("%w: write: %v", ErrConnClosed, err))
 		return false
 	}

@@ -518,3 +518,40 @@ func TestPipelinedAnswerBodies(t *testing.T) {
 		t.Fatalf("%d of %d answers failed or carried another body", bad.Load(), n)
 	}
 }
+
+// TestCallToStuckPeerKeepsItsTimeout checks that a synchronous call, which writes its request on
+// its own goroutine, does not wait on a peer that stopped reading longer than its timeout.
+func TestCallToStuckPeerKeepsItsTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // never read: the socket buffers fill
+		}
+	}()
+	cl := newClient(t, ClientOptions{}) // the write timeout is the default, 30 s
+	conn, err := cl.Conn(ctxTimeout(t, 5*time.Second), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+	}()
+	body := make([]byte, 8<<20) // more than loopback socket buffers hold
+	began := time.Now()
+	_, err = conn.InvokeTimeout(context.Background(), remoting.NewRequest(codeEcho, nil, body), 300*time.Millisecond)
+	if err == nil {
+		t.Fatal("a call to a peer that reads nothing succeeded")
+	}
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Fatalf("the call returned after %v, not within its timeout of 300ms", waited)
+	}
+}
