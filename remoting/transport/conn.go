@@ -102,9 +102,11 @@ type Conn struct {
 	}
 	outReady chan struct{} // cap 1: frames were queued
 	outSpace chan struct{} // cap 1: the writer drained the queue
-	wmu      sync.Mutex    // held to write to the socket: by the writer, or by the reader (flushNow)
+	wmu      sync.Mutex    // held to write to the socket: by the writer, the reader or a caller (flushNow)
 	vec      net.Buffers   // reused for each vectored write. Protected by wmu.
 	written  []*[]byte     // the chunks of the write in progress. Protected by wmu.
+	// writeDeadline is set while the socket has a write deadline. Protected by wmu.
+	writeDeadline bool
 
 	sweepOnce sync.Once // starts the sweep of timed-out async calls
 
@@ -528,6 +530,10 @@ func (c *Conn) flush(timeout time.Duration) error {
 	}
 	if timeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		c.writeDeadline = true
+	} else if c.writeDeadline {
+		c.nc.SetWriteDeadline(time.Time{}) // a caller's deadline must not outlive its write
+		c.writeDeadline = false
 	}
 	w := vec // WriteTo consumes its receiver
 	_, err := w.WriteTo(c.nc)
@@ -644,19 +650,12 @@ func (c *Conn) nextFrame(br *bufio.Reader) (frame []byte, peeked int, err error)
 
 // frameBuffered reports whether br holds a whole frame, so that reading it will not wait.
 func frameBuffered(br *bufio.Reader) bool {
-	_, ok := bufferedFrameLen(br)
-	return ok
-}
-
-// bufferedFrameLen returns the length prefix of the next frame when br holds the whole frame.
-func bufferedFrameLen(br *bufio.Reader) (n int, ok bool) {
-	buffered := br.Buffered()
-	if buffered < 4 {
-		return 0, false
+	n := br.Buffered()
+	if n < 4 {
+		return false
 	}
 	b, _ := br.Peek(4) // does not read: 4 bytes are buffered
-	length := int64(binary.BigEndian.Uint32(b))
-	return int(length), length <= int64(buffered-4)
+	return int64(binary.BigEndian.Uint32(b)) <= int64(n-4)
 }
 
 // flushNow writes what is queued from the calling goroutine, within timeout, or, if the writer is

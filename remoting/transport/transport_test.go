@@ -555,3 +555,26 @@ func TestCallToStuckPeerKeepsItsTimeout(t *testing.T) {
 		t.Fatalf("the call returned after %v, not within its timeout of 300ms", waited)
 	}
 }
+
+// TestCallDeadlineDoesNotOutliveItsWrite checks that the write deadline a synchronous call puts on
+// the socket is gone for later writes when the connection has no write timeout of its own.
+func TestCallDeadlineDoesNotOutliveItsWrite(t *testing.T) {
+	ts := startServer(t, Options{})
+	cl := newClient(t, ClientOptions{WriteTimeout: -1})
+	conn, err := cl.Conn(ctxTimeout(t, 5*time.Second), ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.InvokeTimeout(context.Background(), remoting.NewRequest(codeEcho, nil, nil), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the call's deadline has passed
+	done := make(chan error, 1)
+	err = conn.InvokeAsync(context.Background(), remoting.NewRequest(codeEcho, nil, nil), 5*time.Second, func(_ *remoting.Command, err error) { done <- err })
+	if err == nil {
+		err = <-done
+	}
+	if err != nil {
+		t.Fatalf("a write after the call's deadline failed: %v", err)
+	}
+}
