@@ -81,6 +81,7 @@ type Conn struct {
 	nextOpaque atomic.Int32
 	handlers   sync.WaitGroup // request handlers and async callbacks in flight
 	inflight   chan struct{}  // semaphore bounding concurrent handlers
+	owed       chan struct{}  // semaphore bounding the answers owed through Later
 
 	pending struct {
 		sync.Mutex
@@ -126,6 +127,7 @@ func newConn(nc net.Conn, cfg *connConfig, parent context.Context) *Conn {
 		nc:        nc,
 		cfg:       cfg,
 		inflight:  make(chan struct{}, cfg.maxInflight),
+		owed:      make(chan struct{}, cfg.maxInflight),
 		outReady:  make(chan struct{}, 1),
 		outSpace:  make(chan struct{}, 1),
 		closing:   make(chan struct{}),
@@ -727,11 +729,27 @@ func (c *Conn) serveInline(req *remoting.Command) {
 // counts as in flight, so a graceful shutdown waits for its answer. A broker answers SYNC_FLUSH
 // sends this way once their fsync is done, with no goroutine waiting meanwhile. It keeps what the
 // answer needs, not req, which an inline request's reader reuses.
+//
+// At most MaxInflightPerConn answers may be owed this way: Later waits while that many are (unless
+// the connection is closing), which stops an inline request's reader, so a peer that pipelines
+// requests answered later cannot pile up unanswered ones without bound while, say, the disk stalls.
+// (The answers come from elsewhere, not from handlers, so the wait cannot deadlock.)
 func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
 	c.handlers.Add(1)
+	held := false
+	select {
+	case c.owed <- struct{}{}:
+		held = true
+	case <-c.closing:
+	}
 	to := answerTo(req)
 	return func(resp *remoting.Command) {
-		defer c.handlers.Done()
+		defer func() {
+			if held {
+				<-c.owed
+			}
+			c.handlers.Done()
+		}()
 		c.respond(to, resp, true)
 	}
 }

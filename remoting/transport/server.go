@@ -29,8 +29,9 @@ type Options struct {
 	// disconnected. Default 30 s; negative means none.
 	WriteTimeout time.Duration
 
-	// MaxInflightPerConn bounds the requests of one connection handled at once; reading from that
-	// connection pauses at the limit. Default 4096.
+	// MaxInflightPerConn bounds the requests of one connection handled at once, and separately the
+	// answers it is owed through Conn.Later; reading from that connection pauses at either limit.
+	// Default 4096.
 	MaxInflightPerConn int
 
 	// MaxQueuedBytesPerConn bounds the responses waiting to be written to one connection; handlers wait

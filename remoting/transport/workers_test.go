@@ -181,3 +181,49 @@ func TestAsyncCallbacksEachOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestLaterCountsInFlight: at most MaxInflightPerConn answers are owed through Later; further
+// handlers wait in Later, and once as many wait, the reader stops taking requests.
+func TestLaterCountsInFlight(t *testing.T) {
+	const limit = 4
+	release := make(chan struct{})
+	var handled atomic.Int32
+	mux := NewMux()
+	mux.HandleFunc(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		handled.Add(1)
+		reply := c.Later(req)
+		go func() {
+			<-release
+			reply(remoting.NewResponse(code.Success, "later"))
+		}()
+		return nil
+	})
+	ts := startServer(t, Options{Handler: mux, MaxInflightPerConn: limit})
+	cl := newClient(t, ClientOptions{})
+	const n = 10
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range n {
+		wg.Add(1)
+		err := cl.InvokeAsync(context.Background(), ts.addr, remoting.NewRequest(codeEcho, nil, nil), 10*time.Second, func(_ *remoting.Command, err error) {
+			defer wg.Done()
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// limit answers owed, limit handlers waiting in Later for one of them, and nothing else read.
+	waitFor(t, func() bool { return handled.Load() == 2*limit })
+	time.Sleep(100 * time.Millisecond) // time for another request to be taken, were it allowed
+	if got := handled.Load(); got != 2*limit {
+		t.Fatalf("%d requests handled with %d answers owed and a limit of %d", got, limit, limit)
+	}
+	close(release)
+	wg.Wait()
+	if handled.Load() != n || failed.Load() != 0 {
+		t.Fatalf("handled %d of %d, %d failed", handled.Load(), n, failed.Load())
+	}
+}
