@@ -28,6 +28,7 @@ const dispatchNoPause = 50 * time.Millisecond
 // of a batch.
 func (s *Store) runDispatcher() {
 	var spare []dispatchItem
+	var spareArena arena
 	pause := time.NewTimer(dispatchPause)
 	defer pause.Stop()
 	paused := false // the batch was gathered during a pause
@@ -50,12 +51,16 @@ func (s *Store) runDispatcher() {
 		}
 		// Double buffering: appends fill one slice while the dispatcher
 		// works through the other.
-		s.pend.items, s.pend.busy, s.pend.sleeping = spare[:0], true, false
+		keys := s.pend.arena
+		s.pend.items, s.pend.arena, s.pend.busy, s.pend.sleeping = spare[:0], spareArena[:0], true, false
 		s.pend.Unlock()
 		s.dispatch(items)
 		n := len(items)
-		clear(items) // drop the strings
-		spare = items
+		clear(items) // drop the strings, the keys' among them: their arena is reused
+		if cap(keys) > 1<<20 {
+			keys = nil // a burst's: do not keep the room
+		}
+		spare, spareArena = items, keys
 		// Let records gather before looking again: appends that come
 		// meanwhile do not wake the dispatcher (it is not sleeping), so
 		// under a steady stream of single appends it runs once per pause,

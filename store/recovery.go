@@ -99,7 +99,7 @@ func (s *Store) recover() error {
 		if err := cq.recover(s.log.minOffset.Load(), end); err != nil {
 			return err
 		}
-		s.mu.nextQueueOffset[key] = cq.maxOffset.Load()
+		s.mu.queues[key] = queueNext{topic: key.topic, offset: cq.maxOffset.Load()}
 	}
 	if err := s.checkpoint(); err != nil {
 		return err

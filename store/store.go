@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/store/format"
@@ -31,8 +33,8 @@ type Store struct {
 		// err is the sticky I/O error that stopped writes. Protected by mu;
 		// also published in failed for lock-free checks.
 		err error
-		// nextQueueOffset is the offset the next message of a queue gets.
-		nextQueueOffset map[queueKey]int64
+		// queues holds, per queue, the offset its next message gets.
+		queues map[queueKey]queueNext
 	}
 	failed atomic.Pointer[error]
 
@@ -46,6 +48,7 @@ type Store struct {
 		flushed int64         // every byte below is fsynced. Protected by flush.
 		done    chan struct{} // closed and replaced when flushed advances or fails. Protected by flush.
 		waiters []flushWaiter // AppendThen callbacks waiting for an fsync. Protected by flush.
+		ready   []flushWaiter // completeWaiters' list, kept for its next call. Protected by flush.
 	}
 	flushReq    chan struct{} // wakes the flusher (capacity 1)
 	prefaultReq chan struct{} // wakes the prefaulter (capacity 1)
@@ -73,6 +76,7 @@ type Store struct {
 	pend struct {
 		sync.Mutex
 		items    []dispatchItem // written, not yet dispatched, in log order
+		arena    arena          // the items' keys
 		busy     bool           // the dispatcher holds a batch
 		sleeping bool           // the dispatcher waits for dispatchReq
 		idle     *sync.Cond     // signalled when items is empty and busy false
@@ -81,6 +85,32 @@ type Store struct {
 	done        chan struct{} // closed by Close to stop the goroutines
 	wg          sync.WaitGroup
 	recovery    RecoveryInfo
+}
+
+// queueNext is what appends keep of a queue: the offset its next message gets,
+// and its topic as a string of the store's own.
+type queueNext struct {
+	topic  string
+	offset int64
+}
+
+// arena holds strings copied for the dispatcher, in one buffer reused once
+// the strings handed out are dropped: appends copy into one arena while the
+// dispatcher works through the other's items.
+type arena []byte
+
+// add copies v into a and returns the copy. A copy made before a grew keeps
+// the old array alive, so handed-out strings stay intact until a is reset.
+func (a *arena) add(v string) string {
+	if v == "" {
+		return ""
+	}
+	if cap(*a)-len(*a) < len(v) {
+		*a = make([]byte, 0, max(2*cap(*a), len(v), 4<<10))
+	}
+	start := len(*a)
+	*a = append(*a, v...)
+	return unsafe.String(&(*a)[start], len(v))
 }
 
 // dispatchItem is what the dispatcher needs of one stored record.
@@ -125,7 +155,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	s.deleteHours, _ = parseDeleteWhen(o.DeleteWhen)
 	s.pend.idle = sync.NewCond(&s.pend)
-	s.mu.nextQueueOffset = make(map[queueKey]int64)
+	s.mu.queues = make(map[queueKey]queueNext)
 	s.cqs.m = make(map[queueKey]*consumeQueue)
 	s.flush.done = make(chan struct{})
 	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
@@ -250,7 +280,9 @@ type AppendResult struct {
 // the caller must not use m concurrently. Under SyncFlush it returns after an
 // fsync covers the message, or with FlushDiskTimeout after SyncFlushTimeout
 // or when ctx ends (the message is stored either way). The error is nil for
-// PutOK and explains every other status.
+// PutOK and explains every other status. Append copies what it keeps of m:
+// the caller may reuse m and the memory behind its strings and body once it
+// returns (AppendThen: once AppendThen returns).
 func (s *Store) Append(ctx context.Context, m *message.Message) (AppendResult, error) {
 	ms := [1]*message.Message{m}
 	return s.append(ctx, ms[:], false)
@@ -321,8 +353,9 @@ type flushWaiter struct {
 // completeWaiters calls back the AppendThen waiters that are covered by the flushed offset, or
 // past their deadline, or all of them once writes have stopped (err).
 func (s *Store) completeWaiters(now time.Time, err error) {
-	var ready []flushWaiter
 	s.flush.Lock()
+	ready := s.flush.ready[:0] // the list of the last call, unless another call has it
+	s.flush.ready = nil
 	keep := s.flush.waiters[:0]
 	for _, w := range s.flush.waiters {
 		if err != nil || w.end <= s.flush.flushed || !now.Before(w.deadline) {
@@ -345,6 +378,10 @@ func (s *Store) completeWaiters(now time.Time, err error) {
 			w.done(flushFailed(w.res, ErrFlushTimeout))
 		}
 	}
+	clear(ready)
+	s.flush.Lock()
+	s.flush.ready = ready[:0]
+	s.flush.Unlock()
 }
 
 // runWaiterExpiry fails the AppendThen waiters past SyncFlushTimeout. Not the flusher's job: a
@@ -431,8 +468,11 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		return AppendResult{Status: statusFor(err)}, err
 	}
 	now := s.opts.Now().UnixMilli()
-	key := queueKey{msgs[0].Topic, msgs[0].QueueID}
-	queueOffset := s.mu.nextQueueOffset[key]
+	q, known := s.mu.queues[queueKey{msgs[0].Topic, msgs[0].QueueID}]
+	if !known {
+		q.topic = strings.Clone(msgs[0].Topic) // the caller's may alias memory it reuses
+	}
+	queueOffset := q.offset
 	consumable := isConsumable(msgs[0].SysFlag) // batches are never prepared or rolled back
 	if !consumable {
 		queueOffset = 0
@@ -466,9 +506,9 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 		seg.nextAsked.Store(true)
 		s.wake(s.prefaultReq) // create the next segment ahead of need
 	}
-	s.addPending(buf, msgs, consumable)
+	s.addPending(buf, msgs, q.topic, consumable)
 	if consumable {
-		s.mu.nextQueueOffset[key] = queueOffset + int64(len(msgs))
+		s.mu.queues[queueKey{q.topic, msgs[0].QueueID}] = queueNext{topic: q.topic, offset: queueOffset + int64(len(msgs))}
 	}
 	res.Status, res.QueueOffset, res.CommitLogOffset = PutOK, queueOffset, pos
 	res.StoreTimestamp, res.Count, res.WroteBytes = now, len(msgs), len(buf)
@@ -476,16 +516,22 @@ func (s *Store) writeLocked(buf []byte, msgs []*message.Message, res AppendResul
 }
 
 // addPending hands the written records of msgs (encoded in buf) to the
-// dispatcher, waking it if it sleeps. s.mu must be held (log order).
-func (s *Store) addPending(buf []byte, msgs []*message.Message, consumable bool) {
+// dispatcher, waking it if it sleeps. topic is the store's own string of the
+// messages' topic. s.mu must be held (log order).
+//
+// The caller may reuse the memory of msgs' strings once Append returns (the
+// broker's send path does), so what the dispatcher needs of them is copied:
+// the keys into the pending list's arena, which the dispatcher takes with it.
+func (s *Store) addPending(buf []byte, msgs []*message.Message, topic string, consumable bool) {
 	s.pend.Lock()
 	for _, m := range msgs {
 		size, _, _ := message.PeekSize(buf)
 		buf = buf[size:]
 		tags, keys, uniqKey := m.IndexedProperties()
 		s.pend.items = append(s.pend.items, dispatchItem{
-			topic: m.Topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
-			size: size, tagsCode: message.TagsCode(tags), storeTimestamp: m.StoreTimestamp, keys: keys, uniqKey: uniqKey,
+			topic: topic, queueID: m.QueueID, queueOffset: m.QueueOffset, consumable: consumable, offset: m.CommitLogOffset,
+			size: size, tagsCode: message.TagsCode(tags), storeTimestamp: m.StoreTimestamp,
+			keys: s.pend.arena.add(keys), uniqKey: s.pend.arena.add(uniqKey),
 		})
 	}
 	// The dispatcher takes the whole list each time round and sleeps only

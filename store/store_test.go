@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/apogeemq/apogee/message"
 )
@@ -176,5 +177,54 @@ func TestGetMessagesAllocatesNothing(t *testing.T) {
 				t.Fatalf("%.1f allocations per 32-message read", allocs)
 			}
 		})
+	}
+}
+
+// TestAppendCopiesWhatItKeeps appends messages whose topic and properties are memory the caller
+// overwrites as soon as Append returns, as the broker's send path does: queues, queue names and
+// index keys must be the appended ones.
+func TestAppendCopiesWhatItKeeps(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	var mem [128]byte
+	view := func(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+	const n = 40
+	for i := range n {
+		topic := fmt.Appendf(mem[:0], "T%d", i%2)
+		props := fmt.Appendf(mem[len(topic):len(topic)], "KEYS\x01key-%d\x02UNIQ_KEY\x01U%d", i, i)
+		m := &message.Message{Topic: view(topic), QueueID: 0, Body: fmt.Appendf(nil, "body-%d", i), BornHost: bornHost,
+			BornTimestamp: 1, EncodedProperties: view(props)}
+		mustAppend(t, s, m)
+		for j := range mem {
+			mem[j] = 'x'
+		}
+	}
+	waitDispatched(s)
+	for q := range 2 {
+		if got := s.MaxOffset(fmt.Sprintf("T%d", q), 0); got != n/2 {
+			t.Errorf("queue T%d/0 has %d messages, want %d", q, got, n/2)
+		}
+	}
+	now := time.Now().UnixMilli() + 1000
+	for i := range n {
+		topic := fmt.Sprintf("T%d", i%2)
+		for _, key := range []string{fmt.Sprintf("key-%d", i), fmt.Sprintf("U%d", i)} {
+			found, err := s.QueryMessages(topic, key, 4, 0, now)
+			if err != nil || len(found) != 1 || string(found[0].Body) != fmt.Sprintf("body-%d", i) {
+				t.Fatalf("%s %s: %d found, %v", topic, key, len(found), err)
+			}
+		}
+	}
+	s.Close()
+	// The queues' names on disk, and their offsets after a restart, are the appended ones too.
+	s = openTest(t, dir, testOptions())
+	defer s.Close()
+	for q := range 2 {
+		if got := s.MaxOffset(fmt.Sprintf("T%d", q), 0); got != n/2 {
+			t.Errorf("after reopening, queue T%d/0 has %d messages, want %d", q, got, n/2)
+		}
+	}
+	if res := mustAppend(t, s, newMsg("T1", 0, []byte("next"), "", "", "")); res.QueueOffset != n/2 {
+		t.Errorf("next append to T1/0 got queue offset %d, want %d", res.QueueOffset, n/2)
 	}
 }
