@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unsafe"
 )
 
 // Frame limits. MaxHeaderLength is part of the wire format (a 24-bit field).
@@ -68,6 +69,18 @@ func DecodeFrame(frame []byte) (*Command, error) {
 // room of its ExtFields: a reader that is done with each command before the next saves allocating
 // it and its fields.
 func DecodeFrameInto(cmd *Command, frame []byte) error {
+	return decodeFrame(cmd, frame, false)
+}
+
+// DecodeFrameAliased is DecodeFrameInto without copying the header's strings: the remark, keys and
+// values alias frame, like Body, and change when frame's memory is reused. It is for a reader that
+// decodes into memory of its own, reuses it after the command's consumer returns, and has that
+// consumer copy whatever it keeps (transport's inline handlers): a header then costs no allocation.
+func DecodeFrameAliased(cmd *Command, frame []byte) error {
+	return decodeFrame(cmd, frame, true)
+}
+
+func decodeFrame(cmd *Command, frame []byte, alias bool) error {
 	if len(frame) < 4 {
 		return malformed("frame of %d bytes has no header length field", len(frame))
 	}
@@ -78,13 +91,17 @@ func DecodeFrameInto(cmd *Command, frame []byte) error {
 		return malformed("header length %d exceeds the %d bytes left in the frame", headerLen, len(frame)-4)
 	}
 	header := frame[4 : 4+headerLen]
+	scratch := cmd.scratch[:0]
 	*cmd = Command{SerializeType: st, ExtFields: cmd.ExtFields[:0]}
+	if alias {
+		cmd.scratch = scratch
+	}
 	var err error
 	switch st {
 	case JSON:
-		err = decodeJSONHeader(header, cmd)
+		err = decodeJSONHeader(header, cmd, alias)
 	case RocketMQ:
-		err = decodeBinaryHeader(header, cmd)
+		err = decodeBinaryHeader(header, cmd, alias)
 	default:
 		err = malformed("unknown serialize type %d", st)
 	}
@@ -171,8 +188,19 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 	return append(dst, '}')
 }
 
-func decodeJSONHeader(b []byte, c *Command) error {
-	r := jsonReader{b: b, s: string(b)}
+// bytesString is b as a string, copied, or aliasing b when alias is set (DecodeFrameAliased).
+func bytesString(b []byte, alias bool) string {
+	if alias {
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(b)
+}
+
+func decodeJSONHeader(b []byte, c *Command, alias bool) error {
+	r := jsonReader{b: b, s: bytesString(b, alias)}
+	if alias {
+		r.scratch = &c.scratch
+	}
 	r.objectStart()
 	for r.nextMember() {
 		key := r.key()
@@ -297,14 +325,14 @@ func binaryExtError(block []byte) error {
 	return ext.err
 }
 
-func decodeBinaryHeader(b []byte, c *Command) error {
+func decodeBinaryHeader(b []byte, c *Command, alias bool) error {
 	r := binaryReader{b: b}
 	c.Code = int16(r.u16("code"))
 	c.Language = Language(r.u8("language"))
 	c.Version = int16(r.u16("version"))
 	c.Opaque = int32(r.u32("opaque"))
 	c.Flag = int32(r.u32("flag"))
-	c.Remark = string(r.take(int(int32(r.u32("remark length"))), "remark"))
+	c.Remark = bytesString(r.take(int(int32(r.u32("remark length"))), "remark"), alias)
 	extLen := int(int32(r.u32("ext length")))
 	block := r.take(extLen, "ext fields")
 	if r.err != nil || len(block) == 0 {
@@ -316,7 +344,7 @@ func decodeBinaryHeader(b []byte, c *Command) error {
 	}
 	// One string holds every key and value, and one slice their headers. The lengths were checked by
 	// countBinaryExt.
-	all := string(block)
+	all := bytesString(block, alias)
 	if cap(c.ExtFields) < 2*min(n, 64) {
 		c.ExtFields = make(Fields, 0, 2*min(n, 64))
 	}

@@ -125,6 +125,45 @@ func TestRoundTripBothForms(t *testing.T) {
 	}
 }
 
+// TestDecodeFrameAliased checks that an aliased decode gives what a copying one does, allocates
+// nothing into a reused command (the properties' separators are escaped in JSON), and that its strings, unlike DecodeFrameInto's, are the frame's
+// memory.
+func TestDecodeFrameAliased(t *testing.T) {
+	c := &Command{Code: 310, Language: LangGo, Version: 317, Opaque: 9, Remark: "a remark",
+		ExtFields: Fields{"b", "TopicA", "i", "TAGS\x01a\x02UNIQ_KEY\x01ID1"}, Body: []byte("body")}
+	for _, st := range []SerializeType{JSON, RocketMQ} {
+		c.SerializeType = st
+		frame, err := AppendFrame(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame = frame[4:]
+		var aliased, copied Command
+		if err := DecodeFrameAliased(&aliased, frame); err != nil {
+			t.Fatalf("%v: %v", st, err)
+		}
+		if err := DecodeFrameInto(&copied, frame); err != nil {
+			t.Fatalf("%v: %v", st, err)
+		}
+		aliasedFields := aliased
+		aliasedFields.scratch = nil
+		if !reflect.DeepEqual(&aliasedFields, c) || !reflect.DeepEqual(&copied, c) {
+			t.Fatalf("%v:\n aliased %+v\n  copied %+v\n    want %+v", st, &aliasedFields, &copied, c)
+		}
+		if n := testing.AllocsPerRun(100, func() { DecodeFrameAliased(&aliased, frame) }); n != 0 {
+			t.Errorf("%v: an aliased decode into a reused command allocates %v times", st, n)
+		}
+		i := bytes.Index(frame, []byte("TopicA"))
+		frame[i] = 'X'
+		if got := aliased.Ext("b"); got != "XopicA" {
+			t.Errorf("%v: aliased topic after the frame changed = %q, want it to follow the frame", st, got)
+		}
+		if got := copied.Ext("b"); got != "TopicA" {
+			t.Errorf("%v: copied topic after the frame changed = %q", st, got)
+		}
+	}
+}
+
 func TestJSONHeaderLeniency(t *testing.T) {
 	cases := map[string]*Command{
 		// Unknown members of any type are skipped; null remark and extFields are fine; whitespace anywhere.

@@ -91,6 +91,16 @@ type Command struct {
 	// SerializeType is the header form the command was decoded from and is encoded with.
 	// Servers answer in the form of the request.
 	SerializeType SerializeType
+
+	// Release, if set, is called by the transport once it has encoded the command as an answer and
+	// keeps no reference to its header: a handler may hand out pooled answers and take them back
+	// here. A Body longer than a small one may still be queued for writing, so Release must not
+	// reuse its memory. A decoded command has none.
+	Release func()
+
+	// scratch holds the header strings an aliased decode had to unescape (DecodeFrameAliased),
+	// reused by the next one.
+	scratch []byte
 }
 
 // NewRequest returns a request with the given ext fields (which it keeps, not copies) and body.

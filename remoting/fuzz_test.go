@@ -24,6 +24,9 @@ func fuzzSeeds(f *testing.F) {
 
 // FuzzDecodeFrame checks that any frame either fails with ErrMalformedFrame or decodes to a command
 // that survives an encode/decode round trip unchanged.
+// fuzzReused is the command FuzzDecodeFrame decodes every input into with DecodeFrameAliased.
+var fuzzReused Command
+
 func FuzzDecodeFrame(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -31,11 +34,22 @@ func FuzzDecodeFrame(f *testing.F) {
 			return
 		}
 		cmd, err := DecodeFrame(data[4:])
+		// An aliased decode, into a command reused across inputs as the transport's reader does,
+		// must agree with the copying one.
+		aliasErr := DecodeFrameAliased(&fuzzReused, data[4:])
+		if (err == nil) != (aliasErr == nil) {
+			t.Fatalf("copying decode: %v; aliased decode: %v", err, aliasErr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformedFrame) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
+		}
+		aliased := fuzzReused
+		aliased.scratch = nil
+		if !reflect.DeepEqual(&aliased, cmd) {
+			t.Fatalf("aliased decode\n got %+v\nwant %+v", &aliased, cmd)
 		}
 		if cmd.SerializeType == JSON && !validUTF8Command(cmd) {
 			return // invalid UTF-8 is replaced when encoding JSON, so it cannot round-trip

@@ -3,9 +3,9 @@ package remoting
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds the small JSON reader and writer for remoting headers. Headers are on the path of
@@ -21,9 +21,11 @@ type jsonReader struct {
 	b []byte
 	// s, if set, is b as a string: strings without escapes are then sliced from it instead of
 	// copied one by one, so a header costs one allocation for all its values.
-	s   string
-	i   int
-	err error
+	s string
+	// scratch, if set, is where unescaped strings go in an aliased decode (see unescapeBuffer).
+	scratch *[]byte
+	i       int
+	err     error
 	// first is true until the first member of the object being read has been seen.
 	first bool
 }
@@ -232,21 +234,20 @@ func (r *jsonReader) str() string {
 		r.i++
 	}
 	// Escapes only shrink the text, so the raw length up to the closing quote bounds the result and
-	// the builder allocates once.
-	var buf strings.Builder
-	buf.Grow(r.i - start + r.escapedLen(r.i))
-	buf.Write(r.b[start:r.i])
+	// one buffer holds it.
+	buf := r.unescapeBuffer(r.i - start + r.escapedLen(r.i))
+	buf = append(buf, r.b[start:r.i]...)
 	for r.i < len(r.b) {
 		c := r.b[r.i]
 		switch {
 		case c == '"':
 			r.i++
-			return buf.String()
+			return r.unescaped(buf)
 		case c < 0x20:
 			r.fail("control character in string")
 			return ""
 		case c != '\\':
-			buf.WriteByte(c)
+			buf = append(buf, c)
 			r.i++
 			continue
 		}
@@ -258,17 +259,17 @@ func (r *jsonReader) str() string {
 		r.i++
 		switch e {
 		case '"', '\\', '/':
-			buf.WriteByte(e)
+			buf = append(buf, e)
 		case 'b':
-			buf.WriteByte('\b')
+			buf = append(buf, '\b')
 		case 'f':
-			buf.WriteByte('\f')
+			buf = append(buf, '\f')
 		case 'n':
-			buf.WriteByte('\n')
+			buf = append(buf, '\n')
 		case 'r':
-			buf.WriteByte('\r')
+			buf = append(buf, '\r')
 		case 't':
-			buf.WriteByte('\t')
+			buf = append(buf, '\t')
 		case 'u':
 			ru := r.hex4()
 			if utf16.IsSurrogate(ru) {
@@ -279,7 +280,7 @@ func (r *jsonReader) str() string {
 				}
 				ru = utf16.DecodeRune(ru, ru2)
 			}
-			buf.WriteRune(ru)
+			buf = utf8.AppendRune(buf, ru)
 		default:
 			r.fail("invalid escape \\%c", e)
 			return ""
@@ -290,6 +291,37 @@ func (r *jsonReader) str() string {
 	}
 	r.fail("unterminated string")
 	return ""
+}
+
+// unescapeBuffer returns an empty buffer with room for n bytes of an unescaped string: a new one,
+// or, in an aliased decode, the free end of the command's scratch buffer, so that a header whose
+// values need unescaping (RocketMQ's property separators travel as \u0001 and \u0002) costs no
+// allocation once the scratch has grown to its size.
+func (r *jsonReader) unescapeBuffer(n int) []byte {
+	if r.scratch == nil {
+		return make([]byte, 0, n)
+	}
+	if s := *r.scratch; cap(s)-len(s) < n {
+		// Strings already made keep the old array alive.
+		*r.scratch = make([]byte, 0, max(2*cap(s), n, 256))
+	}
+	s := *r.scratch
+	return s[len(s) : len(s) : len(s)+n]
+}
+
+// unescaped returns buf, filled from unescapeBuffer, as a string without copying it, and claims its
+// room in the scratch buffer.
+func (r *jsonReader) unescaped(buf []byte) string {
+	if len(buf) == 0 {
+		return ""
+	}
+	if r.scratch != nil {
+		if s := *r.scratch; len(buf) <= cap(s)-len(s) {
+			*r.scratch = s[:len(s)+len(buf)]
+		}
+	}
+	// Nothing writes buf again: a new buffer is dropped, and scratch room is handed out once per decode.
+	return unsafe.String(&buf[0], len(buf))
 }
 
 // escapedLen returns the raw length of the rest of a string starting at from, up to its closing quote
