@@ -3,11 +3,13 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,9 +184,17 @@ func TestStoredProperties(t *testing.T) {
 		{"TIMER_DELIVER_MS\x015", ""},
 		{"A\x01x\x01z", ""}, // the map path refuses it
 	} {
-		got, ok := storedProperties(c.raw, "C")
-		if ok != (c.want != "") || got != c.want {
-			t.Errorf("storedProperties(%q) = %q %v, want %q", c.raw, got, ok, c.want)
+		prefix := []byte("earlier")
+		out, ok := appendStoredProperties(prefix, c.raw, "C")
+		got := string(out[len(prefix):])
+		if !ok {
+			got = ""
+			if len(out) != len(prefix) {
+				t.Errorf("appendStoredProperties(%q) refused but appended %q", c.raw, out[len(prefix):])
+			}
+		}
+		if ok != (c.want != "") || got != c.want || string(out[:len(prefix)]) != "earlier" {
+			t.Errorf("appendStoredProperties(%q) = %q %v, want %q", c.raw, out, ok, c.want)
 		}
 		if ok {
 			// What the map path stores, decoded, is what the fast path stores, decoded.
@@ -195,7 +205,7 @@ func TestStoredProperties(t *testing.T) {
 			delete(m, message.PropertyWaitStoreMsgOK)
 			m[message.PropertyCluster] = "C"
 			if d := message.ParseProperties(got); !maps.Equal(d, m) {
-				t.Errorf("storedProperties(%q) decodes to %v, the map path to %v", c.raw, d, m)
+				t.Errorf("appendStoredProperties(%q) decodes to %v, the map path to %v", c.raw, d, m)
 			}
 		}
 	}
@@ -233,6 +243,65 @@ func TestSendStoresProperties(t *testing.T) {
 	req.ExtFields.Set("properties", "A\x01x\x01z")
 	if r := tb.call(t, req); r.ResponseCode() != code.MessageIllegal {
 		t.Fatalf("a value with \\x01: %v %q", r.ResponseCode(), r.Remark)
+	}
+}
+
+// TestPipelinedSendsKeepTheirOwn pipelines sends over one connection, so that the reader reuses
+// its buffer, its command and the pooled messages and answers while the dispatcher still has work
+// queued: every message must be stored, indexed and answered with its own keys, id and offset, in
+// both header forms (JSON's properties are unescaped into scratch room the next request reuses).
+func TestPipelinedSendsKeepTheirOwn(t *testing.T) {
+	for _, st := range []remoting.SerializeType{remoting.JSON, remoting.RocketMQ} {
+		tb := openTestBroker(t, "", nil)
+		const n = 400
+		topic := "Pipelined" + st.String()
+		answers := make([]*remoting.Command, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			req := sendRequest(topic, 0, fmt.Sprintf("body-%d", i), map[string]string{
+				"KEYS": fmt.Sprintf("key-%d extra-%d", i, i), "UNIQ_KEY": fmt.Sprintf("UNIQ%05d", i), "TAGS": fmt.Sprintf("t%d", i%3)})
+			req.SerializeType = st
+			wg.Add(1)
+			if err := tb.cl.InvokeAsync(context.Background(), tb.Addr(), req, 10*time.Second, func(resp *remoting.Command, err error) {
+				defer wg.Done()
+				if err != nil || resp.ResponseCode() != code.Success {
+					t.Errorf("send %d: %v %v", i, err, resp)
+					return
+				}
+				answers[i] = resp
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		waitQueue(t, tb, topic, 0, n)
+		offsets := map[string]bool{}
+		for i, resp := range answers {
+			if q := resp.Ext("queueId"); q != "0" {
+				t.Fatalf("%v: answer %d has queueId %q", st, i, q)
+			}
+			offsets[resp.Ext("queueOffset")] = true
+			_, off, err := message.ParseOffsetMsgID(resp.Ext("msgId"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := tb.store.LookupMessage(off)
+			if err != nil || string(m.Body) != fmt.Sprintf("body-%d", i) {
+				t.Fatalf("%v: answer %d's id reads %v %v", st, i, m, err)
+			}
+			for _, key := range []string{fmt.Sprintf("key-%d", i), fmt.Sprintf("extra-%d", i), fmt.Sprintf("UNIQ%05d", i)} {
+				found, err := tb.store.QueryMessages(topic, key, 10, 0, time.Now().UnixMilli()+1000)
+				if err != nil || len(found) != 1 || string(found[0].Body) != fmt.Sprintf("body-%d", i) {
+					t.Fatalf("%v: key %s finds %d messages (%v), want body-%d", st, key, len(found), err, i)
+				}
+			}
+		}
+		if len(offsets) != n {
+			t.Fatalf("%v: %d distinct queue offsets in %d answers", st, len(offsets), n)
+		}
 	}
 }
 

@@ -39,7 +39,7 @@ func (b *Broker) handleSendReply(ctx context.Context, conn *transport.Conn, req 
 	m := &message.Message{Topic: h.topic, QueueID: h.queueID, Flag: h.flag, Body: req.Body, Properties: props,
 		SysFlag: h.sysFlag, BornTimestamp: h.bornTimestamp, BornHost: peerAddr(conn), ReconsumeTimes: h.reconsumeTimes}
 	res, err := b.store.Append(ctx, m)
-	appended := b.appendResponse([]*message.Message{m}, res, err)
+	appended := b.appendResponse(m.QueueID, res, err)
 
 	pushed := make(map[string]string, len(props)+1)
 	for k, v := range props {

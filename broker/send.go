@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/apogeemq/apogee/message"
 	"github.com/apogeemq/apogee/remoting"
@@ -102,15 +104,14 @@ func answeredByFlusher(req *remoting.Command) bool {
 		!strings.Contains(req.Ext(fieldProperties.name(short)), message.PropertyTransactionPrepared)
 }
 
-// storedProperties is how a single message's encoded properties are stored: its items as they came,
-// without WAIT (RocketMQ drops it) and with CLUSTER set to this broker's cluster, built in one string
+// appendStoredProperties appends to dst how a single message's encoded properties are stored: its
+// items as they came, without WAIT (RocketMQ drops it) and with CLUSTER set to this broker's cluster,
 // without a map. ok is false when the map path must handle them: a property the send path acts on
 // (a delay level, a timer, a transaction), or a value containing \x01, which the map path refuses.
 // Items ParseProperties would skip are dropped; a name given twice stays twice (readers keep the
 // last, as the map did).
-func storedProperties(raw, cluster string) (props string, ok bool) {
-	var stack [512]byte
-	out := stack[:0]
+func appendStoredProperties(dst []byte, raw, cluster string) (out []byte, ok bool) {
+	out = dst
 	for s := raw; s != ""; {
 		var name, value string
 		name, value, s = message.CutProperty(s)
@@ -119,29 +120,61 @@ func storedProperties(raw, cluster string) (props string, ok bool) {
 			continue
 		case message.PropertyDelayLevel, message.PropertyTransactionPrepared,
 			timer.PropertyDelaySec, timer.PropertyDelayMs, timer.PropertyDeliverMs:
-			return "", false
+			return dst, false
 		}
 		if strings.IndexByte(value, message.NameValueSeparator) >= 0 {
-			return "", false
+			return dst, false
 		}
 		out = append(append(append(append(out, name...), message.NameValueSeparator), value...), message.PropertySeparator)
 	}
 	out = append(append(append(out, message.PropertyCluster...), message.NameValueSeparator), cluster...)
-	return string(out), true
+	return out, true
 }
 
-// sendAnswer is a send answer with room for its fields, allocated as one.
+// sendAnswer is a send answer with room for its fields and their values, pooled: the transport
+// gives it back through Command.Release once it has encoded it.
 type sendAnswer struct {
 	cmd    remoting.Command
 	fields [10]string
+	vals   []byte // the values appendResponse writes; fields alias it
+}
+
+var sendAnswers sync.Pool
+
+func init() {
+	sendAnswers.New = func() any {
+		a := new(sendAnswer)
+		a.cmd.Release = a.release // bound once, for the answer's life in the pool
+		return a
+	}
+}
+
+func (a *sendAnswer) release() {
+	release := a.cmd.Release
+	a.cmd = remoting.Command{Release: release}
+	clear(a.fields[:])
+	if cap(a.vals) > 4<<10 {
+		a.vals = nil // a large batch's ids: do not keep the room
+	}
+	a.vals = a.vals[:0]
+	sendAnswers.Put(a)
 }
 
 // sendResponse starts a send answer: RocketMQ puts MSG_REGION and TRACE_ON on every one.
 func (b *Broker) sendResponse(c code.Response, remark string) *remoting.Command {
-	a := &sendAnswer{cmd: *remoting.NewResponse(c, remark)}
-	a.cmd.ExtFields = append(a.fields[:0], message.PropertyMsgRegion, b.opts.RegionID,
-		message.PropertyTraceSwitch, strconv.FormatBool(isTrue(b.opts.TraceOn)))
-	return &a.cmd
+	return &b.newSendAnswer(c, remark).cmd
+}
+
+func (b *Broker) newSendAnswer(c code.Response, remark string) *sendAnswer {
+	a := sendAnswers.Get().(*sendAnswer)
+	a.cmd.Code, a.cmd.Language, a.cmd.Version, a.cmd.Flag, a.cmd.Remark =
+		int16(c), remoting.LangJava, remoting.Version, remoting.FlagResponse, remark
+	traceOn := "false"
+	if isTrue(b.opts.TraceOn) {
+		traceOn = "true"
+	}
+	a.cmd.ExtFields = append(a.fields[:0], message.PropertyMsgRegion, b.opts.RegionID, message.PropertyTraceSwitch, traceOn)
+	return a
 }
 
 // sendError is sendResponse with a formatted remark, for refusals.
@@ -150,6 +183,12 @@ func (b *Broker) sendError(c code.Response, format string, args ...any) *remotin
 }
 
 // handleSend answers SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE (PROTOCOL.md §5.2).
+//
+// It runs inline (transport.Inliner): the header's strings and the body alias the connection's read
+// buffer, valid until it returns. The common case, one message to an existing topic with properties
+// stored as they came, uses them only until the store has copied the record, and makes no
+// allocation: its message comes from a pool, and so does its answer. Every other path may keep the
+// header's strings, so it copies them first (sendHeader.own).
 func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remoting.Command) *remoting.Command {
 	h, err := parseSendHeader(req)
 	if err != nil {
@@ -164,9 +203,25 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 	if notSendable[h.topic] {
 		return b.sendError(code.SystemError, "the topic[%s] is a system topic; sending to it is not allowed", h.topic)
 	}
-	tc, resp := b.topicForSend(&h)
-	if resp != nil {
-		return resp
+	single := !h.batch && req.RequestCode() != code.SendBatchMessage
+	var pooled *singleMessage // the common case's message, given back once the store has it
+	if single && !strings.HasPrefix(h.topic, retryPrefix) {
+		pooled = singleMessages.Get().(*singleMessage)
+		var ok bool
+		if pooled.props, ok = appendStoredProperties(pooled.props[:0], h.properties, b.opts.BrokerClusterName); !ok {
+			pooled.release()
+			pooled = nil
+		}
+	}
+	tc := b.topics.get(h.topic)
+	if pooled == nil || tc == nil {
+		h.own()
+	}
+	if tc == nil {
+		var resp *remoting.Command
+		if tc, resp = b.topicForSend(&h); resp != nil {
+			return resp
+		}
 	}
 	if tc.Perm&body.PermWrite == 0 {
 		return b.sendError(code.NoPermission, "the topic[%s] sending message is forbidden", h.topic)
@@ -181,29 +236,29 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 
 	bornHost := peerAddr(conn)
 	var msgs []*message.Message
-	if h.batch || req.RequestCode() == code.SendBatchMessage {
+	switch {
+	case !single:
 		if msgs, err = message.DecodeBatch(req.Body); err != nil {
 			return b.sendError(code.MessageIllegal, "the batch body is malformed: %v", err)
 		}
 		if len(msgs) == 0 {
 			return b.sendError(code.MessageIllegal, "the batch is empty")
 		}
-	} else {
-		one := new(singleMessage) // the message and the slice holding it: one allocation
-		m := &one.m
-		m.Flag, m.Body = h.flag, req.Body
-		if props, ok := storedProperties(h.properties, b.opts.BrokerClusterName); ok && !strings.HasPrefix(h.topic, retryPrefix) {
-			m.EncodedProperties = props
-		} else {
-			m.Properties = message.ParseProperties(h.properties)
-		}
-		one.list[0] = m
+	case pooled != nil:
+		pooled.m.Flag, pooled.m.Body = h.flag, req.Body
+		pooled.m.EncodedProperties = unsafe.String(unsafe.SliceData(pooled.props), len(pooled.props))
+		msgs = pooled.list[:]
+	default:
+		one := new(singleMessage)
+		one.m.Flag, one.m.Body = h.flag, req.Body
+		one.m.Properties = message.ParseProperties(h.properties)
+		one.list[0] = &one.m
 		msgs = one.list[:]
 	}
 	for _, m := range msgs {
-		m.Topic, m.QueueID = h.topic, h.queueID
+		m.Topic, m.QueueID = tc.TopicName, h.queueID
 		m.SysFlag = h.sysFlag
-		if !h.batch && req.RequestCode() != code.SendBatchMessage {
+		if single {
 			m.Flag = h.flag
 		}
 		m.BornTimestamp, m.BornHost = h.bornTimestamp, bornHost
@@ -216,6 +271,11 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 			return b.sendError(code.MessageIllegal, "the message body is %d bytes; the limit (maxMessageSize) is %d bytes: make it smaller or raise maxMessageSize",
 				len(m.Body), b.opts.Store.MaxMessageSize)
 		}
+	}
+	if pooled != nil {
+		// Nothing below keeps the message: the store copies the record and what it indexes, and the
+		// answer needs only the queue.
+		defer pooled.release()
 	}
 	if strings.HasPrefix(h.topic, retryPrefix) {
 		if resp := b.routeRetry(&h, msgs); resp != nil {
@@ -231,7 +291,7 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 			return b.sendError(code.NoPermission, "the broker[%s] sending transaction message is forbidden (rejectTransactionMessage=true)", b.addr)
 		}
 		res, err = b.txns.storeHalf(ctx, msgs[0])
-		return b.appendResponse(msgs, res, err)
+		return b.appendResponse(msgs[0].QueueID, res, err)
 	}
 	if isTimer, resp := b.divertTimer(msgs); resp != nil {
 		return resp
@@ -243,25 +303,77 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 	if len(msgs) == 1 && !h.batch {
 		if conn != nil && b.opts.Store.FlushDiskType == store.SyncFlush {
 			// Answered when the group's fsync is done, by the store's flusher: no goroutine waits.
-			reply := conn.Later(req)
-			b.store.AppendThen(msgs[0], func(res store.AppendResult, err error) { reply(b.appendResponse(msgs, res, err)) })
+			fs := flushedSends.Get().(*flushedSend)
+			fs.b, fs.reply, fs.queueID = b, conn.Later(req), msgs[0].QueueID
+			b.store.AppendThen(msgs[0], fs.done)
 			return nil
 		}
 		res, err = b.store.Append(ctx, msgs[0])
 	} else {
 		res, err = b.store.AppendBatch(ctx, msgs)
 	}
-	return b.appendResponse(msgs, res, err)
+	return b.appendResponse(msgs[0].QueueID, res, err)
 }
 
-// singleMessage is the message of a send that carries one, with the slice handleSend passes on.
+// flushedSend answers a send under SYNC_FLUSH once the store's flusher says its fsync is done. It
+// is pooled, with its done bound once, so a send costs no closure.
+type flushedSend struct {
+	b       *Broker
+	reply   transport.Reply
+	queueID int32
+	done    func(store.AppendResult, error) // fs.complete
+}
+
+var flushedSends sync.Pool
+
+func init() {
+	flushedSends.New = func() any {
+		fs := new(flushedSend)
+		fs.done = fs.complete
+		return fs
+	}
+}
+
+func (fs *flushedSend) complete(res store.AppendResult, err error) {
+	b, reply, queueID := fs.b, fs.reply, fs.queueID
+	fs.b, fs.reply = nil, transport.Reply{}
+	flushedSends.Put(fs)
+	reply.Send(b.appendResponse(queueID, res, err))
+}
+
+// own copies the header's strings, which alias the request, for a path that may keep them.
+func (h *sendHeader) own() {
+	h.producerGroup = strings.Clone(h.producerGroup)
+	h.topic = strings.Clone(h.topic)
+	h.defaultTopic = strings.Clone(h.defaultTopic)
+	h.properties = strings.Clone(h.properties)
+}
+
+// singleMessage is the message of a send that carries one, with the slice handleSend passes on
+// and, when pooled, the bytes of its stored properties.
 type singleMessage struct {
-	m    message.Message
-	list [1]*message.Message
+	m     message.Message
+	list  [1]*message.Message
+	props []byte // m.EncodedProperties, when pooled
 }
 
-// appendResponse maps a store result to the send answer (PROTOCOL.md §5.2 step 8).
-func (b *Broker) appendResponse(msgs []*message.Message, res store.AppendResult, err error) *remoting.Command {
+var singleMessages = sync.Pool{New: func() any {
+	one := new(singleMessage)
+	one.list[0] = &one.m
+	return one
+}}
+
+func (one *singleMessage) release() {
+	one.m = message.Message{}
+	if cap(one.props) > 4<<10 {
+		one.props = nil
+	}
+	singleMessages.Put(one)
+}
+
+// appendResponse maps a store result to the send answer (PROTOCOL.md §5.2 step 8); queueID is the
+// messages' queue.
+func (b *Broker) appendResponse(queueID int32, res store.AppendResult, err error) *remoting.Command {
 	var c code.Response
 	switch res.Status {
 	case store.PutOK:
@@ -277,13 +389,13 @@ func (b *Broker) appendResponse(msgs []*message.Message, res store.AppendResult,
 	default:
 		return b.sendError(code.SystemError, "store failed: %v", err)
 	}
-	resp := b.sendResponse(c, "")
+	a := b.newSendAnswer(c, "")
 	if c != code.Success && err != nil {
-		resp.Remark = err.Error()
+		a.cmd.Remark = err.Error()
 	}
-	// The three values are written into one buffer and sliced from one string: one allocation.
-	var stack [128]byte
-	buf := stack[:0]
+	// The three values are written into the answer's buffer and sliced from it: the answer is
+	// pooled, and the transport releases it only once it has encoded them.
+	buf := a.vals[:0]
 	if len(res.RecordOffsets) == 0 {
 		buf = message.AppendOffsetMsgID(buf, b.storeHost, res.CommitLogOffset)
 	}
@@ -294,12 +406,13 @@ func (b *Broker) appendResponse(msgs []*message.Message, res store.AppendResult,
 		buf = message.AppendOffsetMsgID(buf, b.storeHost, off)
 	}
 	idsEnd := len(buf)
-	buf = strconv.AppendInt(buf, int64(msgs[0].QueueID), 10)
+	buf = strconv.AppendInt(buf, int64(queueID), 10)
 	queueIDEnd := len(buf)
 	buf = strconv.AppendInt(buf, res.QueueOffset, 10)
-	vals := string(buf)
-	resp.ExtFields = append(resp.ExtFields, "msgId", vals[:idsEnd], "queueId", vals[idsEnd:queueIDEnd], "queueOffset", vals[queueIDEnd:])
-	return resp
+	a.vals = buf
+	vals := unsafe.String(unsafe.SliceData(buf), len(buf))
+	a.cmd.ExtFields = append(a.cmd.ExtFields, "msgId", vals[:idsEnd], "queueId", vals[idsEnd:queueIDEnd], "queueOffset", vals[queueIDEnd:])
+	return &a.cmd
 }
 
 // topicForSend finds the send's topic, creating it when RocketMQ would: from the defaultTopic

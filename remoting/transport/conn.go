@@ -105,6 +105,7 @@ type Conn struct {
 	outSpace chan struct{} // cap 1: the writer drained the queue
 	wmu      sync.Mutex    // held to write to the socket: by the writer, the reader or a caller (flushNow)
 	vec      net.Buffers   // reused for each vectored write. Protected by wmu.
+	unsent   net.Buffers   // what of vec WriteTo has still to write. Protected by wmu.
 	written  []*[]byte     // the chunks of the write in progress. Protected by wmu.
 	// writeDeadline is set while the socket has a write deadline. Protected by wmu.
 	writeDeadline bool
@@ -537,8 +538,10 @@ func (c *Conn) flush(timeout time.Duration) error {
 		c.nc.SetWriteDeadline(time.Time{}) // a caller's deadline must not outlive its write
 		c.writeDeadline = false
 	}
-	w := vec // WriteTo consumes its receiver
-	_, err := w.WriteTo(c.nc)
+	// WriteTo consumes its receiver; a field for it, not a local, which would escape per write.
+	c.unsent = vec
+	_, err := c.unsent.WriteTo(c.nc)
+	c.unsent = nil
 	clear(vec)
 	c.vec = vec[:0]
 	for i, p := range written {
@@ -581,7 +584,14 @@ func (c *Conn) readLoop() {
 		if cmd == nil {
 			cmd = new(remoting.Command)
 		}
-		if err := remoting.DecodeFrameInto(cmd, frame); err != nil {
+		// A connection with inline handlers decodes without copying the header's strings; a
+		// command that does not go to one is decoded again, copying. Inline handlers are sends: a
+		// send header then costs no allocation.
+		decode := remoting.DecodeFrameInto
+		if c.cfg.inline != nil {
+			decode = remoting.DecodeFrameAliased
+		}
+		if err := decode(cmd, frame); err != nil {
 			c.readFailed(err)
 			return
 		}
@@ -589,6 +599,9 @@ func (c *Conn) readLoop() {
 		spare = nil
 		if inline {
 			spare = cmd // its handler is done with it when it returns
+		} else if c.cfg.inline != nil {
+			spare, cmd = cmd, new(remoting.Command)
+			remoting.DecodeFrameInto(cmd, frame) // cannot fail: the same bytes decoded above
 		}
 		if peeked > 0 && !inline {
 			// The body aliases the reader's buffer, which the next read reuses: only an inline
@@ -725,16 +738,17 @@ func (c *Conn) serveInline(req *remoting.Command) {
 }
 
 // Later lets a handler answer req after it has returned: the handler returns nil and calls the
-// returned function exactly once, from any goroutine, with the response. Until then the request
+// returned Reply's Send exactly once, from any goroutine, with the response. Until then the request
 // counts as in flight, so a graceful shutdown waits for its answer. A broker answers SYNC_FLUSH
-// sends this way once their fsync is done, with no goroutine waiting meanwhile. It keeps what the
-// answer needs, not req, which an inline request's reader reuses.
+// sends this way once their fsync is done, with no goroutine waiting meanwhile. The Reply keeps
+// what the answer needs, not req, which an inline request's reader reuses; it is a value, so a
+// handler can keep it without an allocation per request.
 //
 // At most MaxInflightPerConn answers may be owed this way: Later waits while that many are (unless
 // the connection is closing), which stops an inline request's reader, so a peer that pipelines
 // requests answered later cannot pile up unanswered ones without bound while, say, the disk stalls.
 // (The answers come from elsewhere, not from handlers, so the wait cannot deadlock.)
-func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
+func (c *Conn) Later(req *remoting.Command) Reply {
 	c.handlers.Add(1)
 	held := false
 	select {
@@ -742,16 +756,25 @@ func (c *Conn) Later(req *remoting.Command) func(resp *remoting.Command) {
 		held = true
 	case <-c.closing:
 	}
-	to := answerTo(req)
-	return func(resp *remoting.Command) {
-		defer func() {
-			if held {
-				<-c.owed
-			}
-			c.handlers.Done()
-		}()
-		c.respond(to, resp, true)
-	}
+	return Reply{c: c, to: answerTo(req), held: held}
+}
+
+// Reply is an answer owed through Conn.Later.
+type Reply struct {
+	c    *Conn
+	to   request
+	held bool // a slot of c.owed is taken
+}
+
+// Send sends resp as the answer. It must be called exactly once.
+func (r Reply) Send(resp *remoting.Command) {
+	defer func() {
+		if r.held {
+			<-r.c.owed
+		}
+		r.c.handlers.Done()
+	}()
+	r.c.respond(r.to, resp, true)
 }
 
 // request is what answering a request needs of it.
@@ -769,7 +792,13 @@ func answerTo(req *remoting.Command) request {
 // respond sends resp as the answer to the request to, unless there is none to send. wake says
 // whether to wake the writer; the reader does not, as it writes inline answers itself.
 func (c *Conn) respond(to request, resp *remoting.Command, wake bool) {
-	if resp == nil || to.oneway {
+	if resp == nil {
+		return
+	}
+	if resp.Release != nil {
+		defer resp.Release() // encoded, or not to be sent: either way done with
+	}
+	if to.oneway {
 		return
 	}
 	resp.Opaque = to.opaque

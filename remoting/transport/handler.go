@@ -45,7 +45,8 @@ func NewMux() *Mux {
 // would stall every request behind it on the connection. An inline handler must be done with req
 // when it returns, its answer included (Conn.Later keeps what it needs): the reader decodes the next
 // request into the same Command, and a request already whole in the reader's buffer is decoded in
-// place, its Body in memory the next read reuses. Strings from the header stay valid.
+// place: its Body and the strings of its header (remark, ext field keys and values) are memory the
+// next read reuses (remoting.DecodeFrameAliased). Copy what you keep.
 type Inliner interface {
 	Inline(req *remoting.Command) bool
 }

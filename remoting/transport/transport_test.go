@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -576,5 +577,75 @@ func TestCallDeadlineDoesNotOutliveItsWrite(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("a write after the call's deadline failed: %v", err)
+	}
+}
+
+// TestAnswersAreReleasedOnceEncoded hands out answers from a small pool that Command.Release
+// refills, scrambling each answer as it goes back: every answer must arrive as it was made, and
+// every one, a oneway request's included, must come back. The inline handler answers with its
+// request's header strings as they are, which alias the reader's buffer: the answer is encoded
+// before the reader reads on.
+func TestAnswersAreReleasedOnceEncoded(t *testing.T) {
+	const codeInline, codeWorker = code.Request(9101), code.Request(9102)
+	pool := make(chan *remoting.Command, 4)
+	var made, released atomic.Int32
+	answer := func(v string) *remoting.Command {
+		var resp *remoting.Command
+		select {
+		case resp = <-pool:
+		default:
+			made.Add(1)
+			resp = &remoting.Command{}
+			resp.Release = func() {
+				released.Add(1)
+				resp.ExtFields = remoting.Fields{"v", "released"}
+				resp.Remark = "released"
+				select {
+				case pool <- resp:
+				default:
+				}
+			}
+		}
+		release := resp.Release
+		*resp = remoting.Command{Code: int16(code.Success), Flag: remoting.FlagResponse, Remark: "ok", ExtFields: remoting.Fields{"v", v}, Release: release}
+		return resp
+	}
+	mux := NewMux()
+	mux.HandleInline(codeInline, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		return answer(req.Ext("v"))
+	})
+	mux.HandleFunc(codeWorker, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		return answer(req.Ext("v"))
+	})
+	ts := startServer(t, Options{Handler: mux})
+	cl := newClient(t, ClientOptions{})
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range n {
+		req := remoting.NewRequest([]code.Request{codeInline, codeWorker}[i%2], remoting.Fields{"v", fmt.Sprintf("value-%d", i)}, nil)
+		req.SerializeType = []remoting.SerializeType{remoting.JSON, remoting.RocketMQ}[i/2%2]
+		wg.Add(1)
+		if err := cl.InvokeAsync(context.Background(), ts.addr, req, 5*time.Second, func(resp *remoting.Command, err error) {
+			defer wg.Done()
+			if err != nil || resp.Ext("v") != fmt.Sprintf("value-%d", i) || resp.Remark != "ok" {
+				t.Errorf("request %d answered %v %v", i, resp, err)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	oneway := remoting.NewRequest(codeInline, remoting.Fields{"v", "oneway"}, nil)
+	if err := cl.InvokeOneway(context.Background(), ts.addr, oneway); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); released.Load() < n+1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := released.Load(); got != n+1 {
+		t.Fatalf("%d answers released, want %d", got, n+1)
+	}
+	if made.Load() >= n {
+		t.Errorf("%d answers made for %d requests: the pool was never reused", made.Load(), n)
 	}
 }

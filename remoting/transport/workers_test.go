@@ -111,7 +111,7 @@ func TestLaterAnswersAfterTheHandlerReturns(t *testing.T) {
 	mux := NewMux()
 	mux.HandleFunc(codeEcho, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
 		reply := c.Later(req)
-		time.AfterFunc(100*time.Millisecond, func() { reply(remoting.NewResponse(code.Success, "later")) })
+		time.AfterFunc(100*time.Millisecond, func() { reply.Send(remoting.NewResponse(code.Success, "later")) })
 		return nil
 	})
 	ts := startServer(t, Options{Handler: mux})
@@ -194,7 +194,7 @@ func TestLaterCountsInFlight(t *testing.T) {
 		reply := c.Later(req)
 		go func() {
 			<-release
-			reply(remoting.NewResponse(code.Success, "later"))
+			reply.Send(remoting.NewResponse(code.Success, "later"))
 		}()
 		return nil
 	})
