@@ -256,12 +256,12 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, promise func(*Se
 	p.mu.wg.Add(1)
 	p.mu.RUnlock()
 	a := &asyncSend{p: p, ctx: ctx, msg: msg, promise: promise}
-	req, err := p.prepare(msg)
-	if err != nil {
+	a.req = &a.request
+	if err := p.prepareInto(a.req, msg); err != nil {
 		a.finish(nil, err, true)
 		return
 	}
-	a.req, a.deadline = req, p.sendDeadline(req.began)
+	a.deadline = p.sendDeadline(a.req.began)
 	a.next(true)
 }
 
@@ -272,7 +272,8 @@ type asyncSend struct {
 	p          *Producer
 	ctx        context.Context
 	msg        *Message
-	req        *sendRequest
+	req        *sendRequest // &request
+	request    sendRequest
 	deadline   time.Time // zero: no send timeout
 	attempts   int
 	lastBroker string
@@ -309,7 +310,6 @@ func (a *asyncSend) next(inCaller bool) {
 					a.next(false)
 				}
 			})
-			releaseCommand(cmd)
 			if err == nil {
 				return // the callback carries on
 			}
@@ -376,7 +376,6 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 	}
 	cmd := req.command(p.cfg.group, mq, req.attemptStart(p.cfg.now, true))
 	err = p.c.tc.InvokeOneway(ctx, addr, cmd)
-	releaseCommand(cmd)
 	if err != nil {
 		return fmt.Errorf("client: oneway send to %s: %w", addr, err)
 	}
@@ -535,7 +534,6 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 	if err == nil {
 		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)
 	}
-	releaseCommand(cmd)
 	p.record(msg, mq, start, err)
 	return res, mq.BrokerName, err
 }
@@ -606,6 +604,10 @@ type sendRequest struct {
 	began      time.Time // when the send began: the time of its first attempt and of its id
 	bornText   string    // began in ms, as the header carries it (sliced from properties' string)
 	tried      bool      // an attempt has started
+	// cmd and header are the attempts' request, filled by command: part of the request's
+	// allocation rather than one each per attempt.
+	cmd    remoting.Command
+	header [24]string
 }
 
 // bornTimestamp is the header value for an attempt that starts at t.
@@ -629,29 +631,35 @@ func (r *sendRequest) attemptStart(now func() time.Time, fresh bool) time.Time {
 
 // prepare validates msg and encodes what every attempt sends.
 func (p *Producer) prepare(msg *Message) (*sendRequest, error) {
+	req := new(sendRequest)
+	return req, p.prepareInto(req, msg)
+}
+
+// prepareInto is prepare into a request of the caller's.
+func (p *Producer) prepareInto(req *sendRequest, msg *Message) error {
 	if err := msg.validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(msg.Body) > p.cfg.maxMessageSize {
-		return nil, fmt.Errorf("%w: the body is %d bytes; the limit is %d", ErrMessageTooLarge, len(msg.Body), p.cfg.maxMessageSize)
+		return fmt.Errorf("%w: the body is %d bytes; the limit is %d", ErrMessageTooLarge, len(msg.Body), p.cfg.maxMessageSize)
 	}
 	began := p.cfg.now()
 	var buf [256]byte
 	props, uniqAt, err := msg.appendProperties(buf[:0], p.ids, began)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// One string holds the properties, the UNIQ_KEY within them and the first attempt's born time.
 	all := string(strconv.AppendInt(props, began.UnixMilli(), 10))
-	req := &sendRequest{topic: msg.Topic, body: msg.Body, flag: msg.Flag, began: began,
-		properties: all[:len(props)], uniqKey: all[uniqAt:len(props)], bornText: all[len(props):]}
+	req.topic, req.body, req.flag, req.began = msg.Topic, msg.Body, msg.Flag, began
+	req.properties, req.uniqKey, req.bornText = all[:len(props)], all[uniqAt:len(props)], all[len(props):]
 	if p.cfg.compressThreshold > 0 && len(msg.Body) > p.cfg.compressThreshold {
 		if z, ok := compress(msg.Body, p.cfg.compressLevel); ok {
 			req.body = z
 			req.sysFlag |= message.FlagCompressed
 		}
 	}
-	return req, nil
+	return nil
 }
 
 // compress zlib-compresses b, reporting ok only when that makes it smaller.
@@ -671,15 +679,14 @@ func compress(b []byte, level int) ([]byte, bool) {
 }
 
 // command builds the SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request for queue mq, with the
-// one-letter header Java producers send (PROTOCOL.md §2.4). The transport encodes a request before
-// its send call returns, so the caller hands the header back with releaseCommand then.
+// one-letter header Java producers send (PROTOCOL.md §2.4), in the request's own command: the
+// transport encodes a request before its send call returns, so each attempt reuses it.
 func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *remoting.Command {
 	c := code.SendMessageV2
 	if r.batch {
 		c = code.SendBatchMessage
 	}
-	hdr := sendHeaders.Get().(*remoting.Fields)
-	ext := append((*hdr)[:0],
+	ext := append(r.header[:0],
 		"a", group,
 		"b", r.topic,
 		"c", body.AutoCreateTopicTemplate,
@@ -692,31 +699,14 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 		"j", "0",
 		"k", "false",
 		"m", strconv.FormatBool(r.batch))
-	*hdr = nil
-	headerHolders.Put(hdr)
-	req := remoting.NewRequest(c, ext, r.body)
-	// The binary header (serializeTypeCurrentRPC ROCKETMQ, which RocketMQ brokers accept as Java
-	// clients can send it): the properties need no JSON escaping, and both sides save the scan.
-	req.SerializeType = remoting.RocketMQ
-	return req
+	r.cmd = remoting.Command{Code: int16(c), Language: remoting.LangGo, Version: remoting.Version, ExtFields: ext, Body: r.body,
+		// The binary header (serializeTypeCurrentRPC ROCKETMQ, which RocketMQ brokers accept as Java
+		// clients can send it): the properties need no JSON escaping, and both sides save the scan.
+		SerializeType: remoting.RocketMQ}
+	return &r.cmd
 }
 
-var (
-	defaultTopicQueueNumsText = strconv.Itoa(defaultTopicQueueNums)
-	// sendHeaders recycles the header slices of send requests (one per send was a tenth of the
-	// producer's allocations), headerHolders the empty pointers that carry them through the pool.
-	sendHeaders   = sync.Pool{New: func() any { return new(remoting.Fields) }}
-	headerHolders = sync.Pool{New: func() any { return new(remoting.Fields) }}
-)
-
-// releaseCommand returns the header of a command from command for reuse; cmd must not be used after.
-func releaseCommand(cmd *remoting.Command) {
-	clear(cmd.ExtFields)
-	hdr := headerHolders.Get().(*remoting.Fields)
-	*hdr = cmd.ExtFields[:0]
-	sendHeaders.Put(hdr)
-	cmd.ExtFields = nil
-}
+var defaultTopicQueueNumsText = strconv.Itoa(defaultTopicQueueNums)
 
 // parseSendResponse turns a send answer into a result or an error.
 func parseSendResponse(resp *remoting.Command, req code.Request, addr string, mq MessageQueue, uniqKey string) (*SendResult, error) {

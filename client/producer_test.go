@@ -546,6 +546,5 @@ func TestSendHeader(t *testing.T) {
 		if got, want := cmd.Ext("g"), strconv.FormatInt(at.UnixMilli(), 10); got != want || cmd.Ext("i") != req.properties || cmd.Ext("e") != "3" {
 			t.Fatalf("born %q (want %q), properties %q, queue %q", got, want, cmd.Ext("i"), cmd.Ext("e"))
 		}
-		releaseCommand(cmd)
 	}
 }

@@ -195,26 +195,41 @@ func (c *Conn) Invoke(ctx context.Context, req *remoting.Command) (*remoting.Com
 // positive) has passed. Like InvokeAsync's, the timeout costs no timer: it is kept to within
 // timeoutSweep, which saves a context and a timer per call against context.WithTimeout.
 func (c *Conn) InvokeTimeout(ctx context.Context, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
-	cl := &call{ch: make(chan result, 1)}
+	cl := syncCalls.Get().(*call)
 	c.setDeadline(cl, timeout)
 	opaque, err := c.register(cl)
 	if err != nil {
+		releaseSyncCall(cl)
 		return nil, err
 	}
 	if err := c.sendRequest(ctx, req, opaque, 0, true, timeout); err != nil {
-		c.take(opaque)
+		if c.take(opaque) != nil {
+			releaseSyncCall(cl)
+		} // else another path completes it and sends on cl.ch: it cannot be reused
 		return nil, err
 	}
+	var r result
 	select {
-	case r := <-cl.ch:
-		return r.resp, r.err
+	case r = <-cl.ch:
 	case <-ctx.Done():
-		if c.take(opaque) == nil {
-			r := <-cl.ch // the response won the race
-			return r.resp, r.err
+		if c.take(opaque) != nil {
+			releaseSyncCall(cl)
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
+		r = <-cl.ch // the response won the race
 	}
+	releaseSyncCall(cl)
+	return r.resp, r.err
+}
+
+// syncCalls recycles the calls of InvokeTimeout with their channels. A call goes back once nothing
+// else can send on its channel: its result was received, or its caller took it from the pending
+// table itself.
+var syncCalls = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
+
+func releaseSyncCall(cl *call) {
+	cl.deadline = 0
+	syncCalls.Put(cl)
 }
 
 // setDeadline gives cl a deadline timeout from now, for the sweep, if timeout is positive.
@@ -582,7 +597,7 @@ func (c *Conn) readLoop() {
 		}
 		cmd := spare
 		if cmd == nil {
-			cmd = new(remoting.Command)
+			cmd = newReadCommand()
 		}
 		// A connection with inline handlers decodes without copying the header's strings; a
 		// command that does not go to one is decoded again, copying. Inline handlers are sends: a
@@ -600,7 +615,7 @@ func (c *Conn) readLoop() {
 		if inline {
 			spare = cmd // its handler is done with it when it returns
 		} else if c.cfg.inline != nil {
-			spare, cmd = cmd, new(remoting.Command)
+			spare, cmd = cmd, newReadCommand()
 			remoting.DecodeFrameInto(cmd, frame) // cannot fail: the same bytes decoded above
 		}
 		if peeked > 0 && !inline {
@@ -632,6 +647,19 @@ func (c *Conn) readLoop() {
 		}
 		c.cfg.workers.run(func() { c.serve(cmd) })
 	}
+}
+
+// readCommand is a command read from the connection with room for the ext fields of most headers
+// (a send's answer has five, a pull's seven), allocated as one.
+type readCommand struct {
+	cmd    remoting.Command
+	fields [16]string
+}
+
+func newReadCommand() *remoting.Command {
+	rc := new(readCommand)
+	rc.cmd.ExtFields = rc.fields[:0]
+	return &rc.cmd
 }
 
 // acquire counts a request as in flight, waiting while the connection's limit is reached. It reports

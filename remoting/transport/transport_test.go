@@ -649,3 +649,53 @@ func TestAnswersAreReleasedOnceEncoded(t *testing.T) {
 		t.Errorf("%d answers made for %d requests: the pool was never reused", made.Load(), n)
 	}
 }
+
+// TestSyncCallsGetTheirOwnAnswers mixes synchronous calls that time out, are cancelled and succeed,
+// with answers that arrive late: InvokeTimeout recycles its calls, and a recycled call must never
+// see the answer of an earlier one.
+func TestSyncCallsGetTheirOwnAnswers(t *testing.T) {
+	const codeDelayed = code.Request(9103)
+	mux := NewMux()
+	mux.HandleFunc(codeDelayed, func(ctx context.Context, c *Conn, req *remoting.Command) *remoting.Command {
+		if d, _ := time.ParseDuration(req.Ext("delay")); d > 0 {
+			time.Sleep(d)
+		}
+		resp := remoting.NewResponse(code.Success, "")
+		resp.ExtFields = remoting.Fields{"v", req.Ext("v")}
+		return resp
+	})
+	ts := startServer(t, Options{Handler: mux})
+	cl := newClient(t, ClientOptions{})
+	conn, err := cl.Conn(context.Background(), ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var answered, failed atomic.Int32
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				v := fmt.Sprintf("%d-%d", g, i)
+				delay := time.Duration((g*7+i*13)%5) * 15 * time.Millisecond // 0 to 60 ms
+				req := remoting.NewRequest(codeDelayed, remoting.Fields{"v", v, "delay", delay.String()}, nil)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+(i%3)*20)*time.Millisecond)
+				resp, err := conn.InvokeTimeout(ctx, req, time.Duration(5+(i%4)*25)*time.Millisecond)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				answered.Add(1)
+				if got := resp.Ext("v"); got != v {
+					t.Errorf("call %s got the answer of %s", v, got)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if answered.Load() == 0 || failed.Load() == 0 {
+		t.Fatalf("%d answered, %d failed: the test needs both", answered.Load(), failed.Load())
+	}
+}
