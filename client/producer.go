@@ -310,6 +310,7 @@ func (a *asyncSend) next(inCaller bool) {
 					a.next(false)
 				}
 			})
+			a.req.done(cmd)
 			if err == nil {
 				return // the callback carries on
 			}
@@ -376,6 +377,7 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 	}
 	cmd := req.command(p.cfg.group, mq, req.attemptStart(p.cfg.now, true))
 	err = p.c.tc.InvokeOneway(ctx, addr, cmd)
+	req.done(cmd)
 	if err != nil {
 		return fmt.Errorf("client: oneway send to %s: %w", addr, err)
 	}
@@ -530,6 +532,7 @@ func (p *Producer) attempt(ctx context.Context, msg *Message, req *sendRequest, 
 	start := req.attemptStart(p.cfg.now, waited)
 	cmd := req.command(p.cfg.group, mq, start)
 	resp, err := p.c.invokeTimeout(ctx, addr, cmd, timeout)
+	req.done(cmd)
 	var res *SendResult
 	if err == nil {
 		res, err = parseSendResponse(resp, cmd.RequestCode(), addr, mq, req.uniqKey)
@@ -605,9 +608,10 @@ type sendRequest struct {
 	bornText   string    // began in ms, as the header carries it (sliced from properties' string)
 	tried      bool      // an attempt has started
 	// cmd and header are the attempts' request, filled by command: part of the request's
-	// allocation rather than one each per attempt.
-	cmd    remoting.Command
-	header [24]string
+	// allocation rather than one each per attempt. cmdInUse is set from command to done.
+	cmd      remoting.Command
+	header   [24]string
+	cmdInUse atomic.Bool
 }
 
 // bornTimestamp is the header value for an attempt that starts at t.
@@ -679,14 +683,21 @@ func compress(b []byte, level int) ([]byte, bool) {
 }
 
 // command builds the SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request for queue mq, with the
-// one-letter header Java producers send (PROTOCOL.md §2.4), in the request's own command: the
-// transport encodes a request before its send call returns, so each attempt reuses it.
+// one-letter header Java producers send (PROTOCOL.md §2.4). The transport encodes a request before
+// its send call returns, and the caller hands the command back with done then: attempts reuse the
+// request's own command. One that is still being sent (an async attempt waiting for room in a full
+// write queue can time out, and its callback start the next attempt meanwhile) is not overwritten:
+// the next attempt gets a new one.
 func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *remoting.Command {
 	c := code.SendMessageV2
 	if r.batch {
 		c = code.SendBatchMessage
 	}
-	ext := append(r.header[:0],
+	cmd, header := &r.cmd, r.header[:0]
+	if !r.cmdInUse.CompareAndSwap(false, true) {
+		cmd, header = new(remoting.Command), nil
+	}
+	ext := append(header,
 		"a", group,
 		"b", r.topic,
 		"c", body.AutoCreateTopicTemplate,
@@ -699,11 +710,18 @@ func (r *sendRequest) command(group string, mq MessageQueue, now time.Time) *rem
 		"j", "0",
 		"k", "false",
 		"m", strconv.FormatBool(r.batch))
-	r.cmd = remoting.Command{Code: int16(c), Language: remoting.LangGo, Version: remoting.Version, ExtFields: ext, Body: r.body,
+	*cmd = remoting.Command{Code: int16(c), Language: remoting.LangGo, Version: remoting.Version, ExtFields: ext, Body: r.body,
 		// The binary header (serializeTypeCurrentRPC ROCKETMQ, which RocketMQ brokers accept as Java
 		// clients can send it): the properties need no JSON escaping, and both sides save the scan.
 		SerializeType: remoting.RocketMQ}
-	return &r.cmd
+	return cmd
+}
+
+// done hands back a command from command once the transport has it encoded.
+func (r *sendRequest) done(cmd *remoting.Command) {
+	if cmd == &r.cmd {
+		r.cmdInUse.Store(false)
+	}
 }
 
 var defaultTopicQueueNumsText = strconv.Itoa(defaultTopicQueueNums)

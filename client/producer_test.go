@@ -546,5 +546,18 @@ func TestSendHeader(t *testing.T) {
 		if got, want := cmd.Ext("g"), strconv.FormatInt(at.UnixMilli(), 10); got != want || cmd.Ext("i") != req.properties || cmd.Ext("e") != "3" {
 			t.Fatalf("born %q (want %q), properties %q, queue %q", got, want, cmd.Ext("i"), cmd.Ext("e"))
 		}
+		req.done(cmd)
+	}
+	// An attempt that starts while the last one's command is still being sent gets a command of
+	// its own; once handed back, the request's own is reused.
+	first := req.command("g", mq, req.began)
+	second := req.command("g", MessageQueue{Topic: "T", BrokerName: "b", QueueID: 5}, req.began)
+	if first == second || first.Ext("e") != "3" || second.Ext("e") != "5" {
+		t.Fatalf("overlapping attempts share a command: queue %q and %q", first.Ext("e"), second.Ext("e"))
+	}
+	req.done(second)
+	req.done(first)
+	if again := req.command("g", mq, req.began); again != first {
+		t.Fatal("the request's own command was not reused once handed back")
 	}
 }
