@@ -249,10 +249,9 @@ func (b *Broker) handleSend(ctx context.Context, conn *transport.Conn, req *remo
 		pooled.m.EncodedProperties = unsafe.String(unsafe.SliceData(pooled.props), len(pooled.props))
 		msgs = pooled.list[:]
 	default:
-		one := new(singleMessage)
+		one := newSingleMessage()
 		one.m.Flag, one.m.Body = h.flag, req.Body
 		one.m.Properties = message.ParseProperties(h.properties)
-		one.list[0] = &one.m
 		msgs = one.list[:]
 	}
 	for _, m := range msgs {
@@ -357,11 +356,13 @@ type singleMessage struct {
 	props []byte // m.EncodedProperties, when pooled
 }
 
-var singleMessages = sync.Pool{New: func() any {
+var singleMessages = sync.Pool{New: func() any { return newSingleMessage() }}
+
+func newSingleMessage() *singleMessage {
 	one := new(singleMessage)
 	one.list[0] = &one.m
 	return one
-}}
+}
 
 func (one *singleMessage) release() {
 	one.m = message.Message{}
