@@ -80,6 +80,33 @@ func DecodeFrameAliased(cmd *Command, frame []byte) error {
 	return decodeFrame(cmd, frame, true)
 }
 
+// Own copies the header strings of a command from DecodeFrameAliased (remark, ext field keys and
+// values) into memory of the command's own, in one allocation, so that they stay valid once the
+// frame's memory is reused. Body still aliases the frame.
+func (c *Command) Own() {
+	n := len(c.Remark)
+	for _, f := range c.ExtFields {
+		n += len(f)
+	}
+	c.scratch = nil
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, n)
+	own := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...) // within capacity: buf never moves
+		return unsafe.String(&buf[start], len(s))
+	}
+	c.Remark = own(c.Remark)
+	for i, f := range c.ExtFields {
+		c.ExtFields[i] = own(f)
+	}
+}
+
 func decodeFrame(cmd *Command, frame []byte, alias bool) error {
 	if len(frame) < 4 {
 		return malformed("frame of %d bytes has no header length field", len(frame))

@@ -153,8 +153,24 @@ func TestDecodeFrameAliased(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { DecodeFrameAliased(&aliased, frame) }); n != 0 {
 			t.Errorf("%v: an aliased decode into a reused command allocates %v times", st, n)
 		}
+		// Own: the strings survive the frame's memory and the scratch room being reused.
+		var owned Command
+		if err := DecodeFrameAliased(&owned, frame); err != nil {
+			t.Fatal(err)
+		}
+		scratch := owned.scratch[:cap(owned.scratch)]
+		owned.Own()
+		if !reflect.DeepEqual(&owned, c) {
+			t.Fatalf("%v: owned %+v, want %+v", st, &owned, c)
+		}
 		i := bytes.Index(frame, []byte("TopicA"))
 		frame[i] = 'X'
+		for j := range scratch {
+			scratch[j] = '?'
+		}
+		if !reflect.DeepEqual(&owned, c) {
+			t.Errorf("%v: owned after the frame and scratch changed %+v, want %+v", st, &owned, c)
+		}
 		if got := aliased.Ext("b"); got != "XopicA" {
 			t.Errorf("%v: aliased topic after the frame changed = %q, want it to follow the frame", st, got)
 		}

@@ -1,6 +1,7 @@
 package remoting
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -50,6 +51,18 @@ func FuzzDecodeFrame(f *testing.F) {
 		aliased.scratch = nil
 		if !reflect.DeepEqual(&aliased, cmd) {
 			t.Fatalf("aliased decode\n got %+v\nwant %+v", &aliased, cmd)
+		}
+		// Own gives strings of their own: equal, and unchanged when the frame is overwritten.
+		var owned Command
+		frame := bytes.Clone(data[4:])
+		DecodeFrameAliased(&owned, frame)
+		owned.Own()
+		for i := range frame {
+			frame[i] = '?'
+		}
+		owned.Body = cmd.Body
+		if !reflect.DeepEqual(&owned, cmd) {
+			t.Fatalf("owned\n got %+v\nwant %+v", &owned, cmd)
 		}
 		if cmd.SerializeType == JSON && !validUTF8Command(cmd) {
 			return // invalid UTF-8 is replaced when encoding JSON, so it cannot round-trip

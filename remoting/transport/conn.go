@@ -600,7 +600,7 @@ func (c *Conn) readLoop() {
 			cmd = newReadCommand()
 		}
 		// A connection with inline handlers decodes without copying the header's strings; a
-		// command that does not go to one is decoded again, copying. Inline handlers are sends: a
+		// command that does not go to one gets a copy of them (Own). Inline handlers are sends: a
 		// send header then costs no allocation.
 		decode := remoting.DecodeFrameInto
 		if c.cfg.inline != nil {
@@ -615,8 +615,7 @@ func (c *Conn) readLoop() {
 		if inline {
 			spare = cmd // its handler is done with it when it returns
 		} else if c.cfg.inline != nil {
-			spare, cmd = cmd, newReadCommand()
-			remoting.DecodeFrameInto(cmd, frame) // cannot fail: the same bytes decoded above
+			cmd.Own()
 		}
 		if peeked > 0 && !inline {
 			// The body aliases the reader's buffer, which the next read reuses: only an inline
