@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -70,6 +71,9 @@ func sendAllocs(t testing.TB, flush store.FlushDiskType, form remoting.Serialize
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	if b, ok := t.(*testing.B); ok {
+		b.ResetTimer() // ns/op: the measured sends only, not the broker's start and warm-up
+	}
 	exchange(n)
 	runtime.ReadMemStats(&after)
 	return float64(after.Mallocs-before.Mallocs) / float64(n)
@@ -106,7 +110,7 @@ func readAnswers(t testing.TB, c net.Conn, count int, credit chan<- struct{}) {
 
 func answerSucceeded(header []byte) bool {
 	if len(header) > 0 && header[0] == '{' {
-		return string(header[:9]) == `{"code":0`
+		return bytes.HasPrefix(header, []byte(`{"code":0,`))
 	}
 	return len(header) >= 2 && header[0] == 0 && header[1] == 0
 }
